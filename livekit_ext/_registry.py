@@ -1,0 +1,216 @@
+"""The patch engine: features, the patcher that records what they replace, apply/revert.
+
+Each feature is atomic: it probes the installed livekit, installs its wrappers through a
+:class:`Patcher`, and if anything fails half-way the patcher undoes what was done, so a
+feature is either fully applied or not at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeVar
+
+import wrapt
+
+from . import _compat
+
+logger = logging.getLogger("livekit_ext")
+
+State = Literal["native", "patched", "unsupported"]
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+_F = TypeVar("_F", bound=Callable[..., Any])
+_ABSENT = object()
+
+
+class FeatureStatus(str):
+    """``"native" | "patched" | "unsupported"``, carrying the human reason in ``.reason``."""
+
+    state: State
+    reason: str
+
+    def __new__(cls, state: State, reason: str) -> FeatureStatus:
+        self = super().__new__(cls, state)
+        self.state = state
+        self.reason = reason
+        return self
+
+    def __repr__(self) -> str:
+        return f"FeatureStatus({self.state!r}, {self.reason!r})"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a feature found in the installed livekit: already there, patchable, or not."""
+
+    state: Literal["native", "patchable", "unsupported"]
+    reason: str
+
+
+class Patcher:
+    """Replaces class attributes and remembers the exact originals, so undo() restores them."""
+
+    def __init__(self) -> None:
+        self._undo: list[Callable[[], None]] = []
+
+    def wrap(self, owner: type, name: str, wrapper: Wrapper) -> None:
+        """Wrap ``owner.name`` (own or inherited) with a wrapt ``(wrapped, instance, args, kwargs)``."""
+        target = inspect.getattr_static(owner, name)
+        self.replace(owner, name, wrapt.FunctionWrapper(target, wrapper))
+
+    def replace(self, owner: Any, name: str, value: Any) -> None:
+        # read the owner's own __dict__, never getattr: a class attribute read through getattr
+        # is a bound/unbound function and would not be the object to restore (wrapt pitfall)
+        own = vars(owner).get(name, _ABSENT) if hasattr(owner, "__dict__") else _ABSENT
+        setattr(owner, name, value)
+
+        def restore() -> None:
+            if own is _ABSENT:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, own)
+
+        self._undo.append(restore)
+
+    def on_undo(self, callback: Callable[[], None]) -> None:
+        self._undo.append(callback)
+
+    def undo(self) -> None:
+        while self._undo:
+            restore = self._undo.pop()
+            try:
+                restore()
+            except Exception:
+                logger.exception("livekit_ext: failed to restore an original while reverting")
+
+
+class Feature(ABC):
+    """One feature, one module: probe what the installed livekit has, then install."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    @abstractmethod
+    def probe(self) -> Probe: ...
+
+    @abstractmethod
+    def install(self, patcher: Patcher) -> None:
+        """Install every wrapper of the feature; raise if something expected is missing."""
+
+
+class _Engine:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._features: list[Feature] = []
+        self._patchers: dict[str, Patcher] = {}
+        self._status: dict[str, FeatureStatus] = {}
+        self.applied = False
+
+    def register(self, feature: Feature) -> None:
+        self._features.append(feature)
+
+    def is_active(self, name: str) -> bool:
+        return name in self._patchers
+
+    def apply(self) -> dict[str, FeatureStatus]:
+        with self._lock:
+            if self.applied:
+                logger.debug("livekit_ext.apply(): already applied, nothing to do")
+                return dict(self._status)
+            self.applied = True
+            problem = _compat.range_problem()
+            if problem is not None:
+                logger.warning("livekit_ext: %s; no feature is applied", problem)
+                self._status = {
+                    f.name: FeatureStatus("unsupported", problem) for f in self._features
+                }
+                return dict(self._status)
+            for feature in self._features:
+                self._status[feature.name] = self._apply_one(feature)
+            return dict(self._status)
+
+    def _apply_one(self, feature: Feature) -> FeatureStatus:
+        try:
+            probe = feature.probe()
+        except Exception as e:  # a probe must never break the user's import
+            logger.warning("livekit_ext: probing %s failed: %r", feature.name, e)
+            return FeatureStatus("unsupported", f"probe failed: {e!r}")
+        if probe.state != "patchable":
+            return FeatureStatus(probe.state, probe.reason)
+        patcher = Patcher()
+        try:
+            feature.install(patcher)
+        except Exception as e:
+            patcher.undo()
+            logger.warning("livekit_ext: %s not applied: %r", feature.name, e)
+            return FeatureStatus("unsupported", f"could not be applied: {e!r}")
+        self._patchers[feature.name] = patcher
+        return FeatureStatus("patched", probe.reason)
+
+    def revert(self) -> None:
+        with self._lock:
+            if not self.applied:
+                logger.debug("livekit_ext.revert(): not applied, nothing to do")
+                return
+            for name in reversed(list(self._patchers)):
+                self._patchers.pop(name).undo()
+            self.applied = False
+            self._status = {}
+
+    def status(self) -> dict[str, FeatureStatus]:
+        with self._lock:
+            if self.applied:
+                return dict(self._status)
+            result: dict[str, FeatureStatus] = {}
+            for feature in self._features:
+                try:
+                    probe = feature.probe()
+                except Exception as e:
+                    result[feature.name] = FeatureStatus("unsupported", f"probe failed: {e!r}")
+                    continue
+                if probe.state == "patchable":
+                    result[feature.name] = FeatureStatus(
+                        "unsupported", "not applied (LIVEKIT_EXT_DISABLE or revert()); call apply()"
+                    )
+                else:
+                    result[feature.name] = FeatureStatus(probe.state, probe.reason)
+            return result
+
+
+ENGINE = _Engine()
+
+
+def when_active(feature: str) -> Callable[[Wrapper], Wrapper]:
+    """Make a wrapper fall through to the original while ``feature`` is not applied.
+
+    Upstream captures bound methods (``session.on("...", self._handler)``), so a wrapper can
+    outlive revert(); it must then behave exactly like the original.
+    """
+
+    def decorate(wrapper: Wrapper) -> Wrapper:
+        @functools.wraps(wrapper)
+        def guarded(
+            wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            if not ENGINE.is_active(feature):
+                return wrapped(*args, **kwargs)
+            return wrapper(wrapped, instance, args, kwargs)
+
+        return guarded
+
+    return decorate
+
+
+@contextmanager
+def hook_errors_logged(what: str) -> Iterator[None]:
+    """Our enrichment code must never raise into the user's session: log and carry on."""
+    try:
+        yield
+    except Exception:
+        logger.exception("livekit_ext: %s failed; the event passes through unchanged", what)

@@ -1,0 +1,155 @@
+"""A loopback server that speaks the OpenAI Realtime (GA) websocket protocol.
+
+Point the real plugin at it with ``openai.realtime.RealtimeModel(base_url=server.base_url,
+api_key="test")`` (or ``RealtimeModel.with_azure(azure_endpoint=server.azure_endpoint, ...)``
+for the Azure paths ``/openai/realtime`` and ``/openai/v1/realtime``). It answers the
+handshake (``session.created``, ``session.updated``), records every client event and sends
+the server events a test scripts, each validated against the openai SDK's own types.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from ._loopback import Connection, LoopbackServer
+
+_ids = itertools.count(1)
+
+
+def _event_id() -> str:
+    return f"event_{next(_ids):06d}"
+
+
+def validate_server_event(event: dict[str, Any]) -> None:
+    """Raise ``pydantic.ValidationError`` unless ``event`` is a valid OpenAI realtime event."""
+    from openai.types.realtime import RealtimeServerEvent
+    from pydantic import TypeAdapter
+
+    TypeAdapter(RealtimeServerEvent).validate_python(event)
+
+
+class OpenAIRealtimeServer(LoopbackServer):
+    """OpenAI Realtime over a loopback websocket. ``send(*events)`` scripts the server side."""
+
+    def __init__(self, *, model: str = "gpt-realtime", auto_session_updated: bool = True) -> None:
+        super().__init__()
+        self.model = model
+        self.auto_session_updated = auto_session_updated
+
+    @property
+    def base_url(self) -> str:
+        """For ``RealtimeModel(base_url=...)``: the plugin appends ``/realtime``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def azure_endpoint(self) -> str:
+        """For ``RealtimeModel.with_azure(azure_endpoint=...)``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def session_updates(self) -> list[dict[str, Any]]:
+        """The ``session`` bodies of every ``session.update`` the client sent, in order."""
+        return [e.get("session", {}) for e in self.client_events_of("session.update")]
+
+    async def send(self, *events: dict[str, Any], validate: bool = True) -> None:
+        """Send server events to the newest connection, validating each unless told not to."""
+        for event in events:
+            payload = {"event_id": _event_id(), **event}
+            if validate:
+                validate_server_event(payload)
+            await self.send_json(payload)
+
+    async def on_connect(self, conn: Connection) -> None:
+        await self.send_json(
+            {
+                "type": "session.created",
+                "event_id": _event_id(),
+                "session": {"type": "realtime", "id": f"sess_{len(self.connections)}",
+                            "object": "realtime.session", "model": self.model},
+            },
+            conn=conn,
+        )
+
+    async def on_client_event(self, conn: Connection, event: dict[str, Any]) -> None:
+        if event.get("type") == "session.update" and self.auto_session_updated:
+            session = event.get("session") or {}
+            await self.send_json(
+                {
+                    "type": "session.updated",
+                    "event_id": _event_id(),
+                    "session": {"type": "realtime", "model": self.model, **session},
+                },
+                conn=conn,
+            )
+
+
+# -- builders for the server events tests script most -----------------------------------
+
+
+def speech_started(item_id: str, audio_start_ms: int = 0) -> dict[str, Any]:
+    return {
+        "type": "input_audio_buffer.speech_started",
+        "item_id": item_id,
+        "audio_start_ms": audio_start_ms,
+    }
+
+
+def speech_stopped(item_id: str, audio_end_ms: int = 0) -> dict[str, Any]:
+    return {
+        "type": "input_audio_buffer.speech_stopped",
+        "item_id": item_id,
+        "audio_end_ms": audio_end_ms,
+    }
+
+
+def committed(item_id: str, previous_item_id: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "input_audio_buffer.committed",
+        "item_id": item_id,
+        "previous_item_id": previous_item_id,
+    }
+
+
+def user_item_added(item_id: str, previous_item_id: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "conversation.item.added",
+        "previous_item_id": previous_item_id,
+        "item": {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "role": "user",
+            "status": "completed",
+            "content": [{"type": "input_audio", "transcript": None}],
+        },
+    }
+
+
+def transcription_delta(item_id: str, delta: str, content_index: int = 0) -> dict[str, Any]:
+    return {
+        "type": "conversation.item.input_audio_transcription.delta",
+        "item_id": item_id,
+        "content_index": content_index,
+        "delta": delta,
+    }
+
+
+def transcription_completed(
+    item_id: str, transcript: str, content_index: int = 0
+) -> dict[str, Any]:
+    return {
+        "type": "conversation.item.input_audio_transcription.completed",
+        "item_id": item_id,
+        "content_index": content_index,
+        "transcript": transcript,
+        "usage": {"type": "duration", "seconds": 1.0},
+    }
+
+
+def transcription_failed(item_id: str, message: str = "transcription failed") -> dict[str, Any]:
+    return {
+        "type": "conversation.item.input_audio_transcription.failed",
+        "item_id": item_id,
+        "content_index": 0,
+        "error": {"type": "server_error", "code": "transcription_failed", "message": message},
+    }

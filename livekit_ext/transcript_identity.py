@@ -1,0 +1,503 @@
+"""Transcript identity: ``item_id``, ``speech_started_at`` and ``source`` on every
+``UserInputTranscribedEvent``.
+
+Context is captured where it is born (the realtime session's raw events, the activity's
+realtime and STT handlers, the local VAD) and every event is enriched at the one funnel they
+all pass through, ``AgentSession._user_input_transcribed``. Upstream's own values (``item_id``
+from 1.6.6 on) are never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+from weakref import WeakKeyDictionary
+
+from pydantic.fields import FieldInfo
+
+from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
+from ._timeline import AudioTimeline, parse_duration
+
+logger = logging.getLogger("livekit_ext")
+
+FEATURE = "transcript_identity"
+Source = Literal["realtime", "stt"]
+
+_MAX_TRACKED_ITEMS = 512
+_PENDING_START_MAX_AGE = 30.0  # seconds a speech start may wait for its item before it is stale
+
+_NEW_FIELDS: dict[str, FieldInfo] = {
+    "item_id": FieldInfo(
+        annotation=str | None,  # type: ignore[arg-type]
+        default=None,
+        description="One stable key per user utterance, shared by its interims and final.",
+    ),
+    "speech_started_at": FieldInfo(
+        annotation=float | None,  # type: ignore[arg-type]
+        default=None,
+        description="Wall-clock time (time.time()) at which the user began this utterance.",
+    ),
+    "source": FieldInfo(
+        annotation=Literal["realtime", "stt"] | None,  # type: ignore[arg-type]
+        default=None,
+        description="Which engine produced the transcript: the realtime model or an STT.",
+    ),
+}
+
+
+class _BoundedMap(OrderedDict[str, float]):
+    """An insertion-ordered map that forgets its oldest entries past a fixed size."""
+
+    def __init__(self, limit: int = _MAX_TRACKED_ITEMS) -> None:
+        super().__init__()
+        self._limit = limit
+
+    def __setitem__(self, key: str, value: float) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self._limit:
+            self.popitem(last=False)
+
+
+class _Starts(Protocol):
+    def start_of(self, item_id: str, first_seen: float) -> float: ...
+
+
+class RealtimeTrack:
+    """What one realtime session has told us about user speech, bounded."""
+
+    def __init__(self) -> None:
+        self.timeline = AudioTimeline()
+        self.starts = _BoundedMap()
+        self.last_stopped_item: str | None = None
+        self.connections = 0
+        self._pending_provider_start: float | None = None
+        self._pending_vad_start: float | None = None
+
+    def connected(self) -> None:
+        """A (re)connection: the provider counts audio offsets from zero again."""
+        if self.connections:
+            self.timeline.reset()
+        self.connections += 1
+
+    def provider_speech_started(
+        self, item_id: str | None, *, arrival: float, audio_offset: float | None
+    ) -> None:
+        """The provider said speech began; bind it to ``item_id`` or keep it for the next item."""
+        started = arrival
+        if audio_offset is not None and (mapped := self.timeline.wall_time_at(audio_offset)):
+            started = min(mapped, arrival)
+        self._pending_vad_start = None  # the provider's signal supersedes the local VAD's
+        if item_id:
+            self.starts.setdefault(item_id, started)
+            self._pending_provider_start = None
+        else:
+            self._pending_provider_start = started
+
+    def vad_speech_started(self, started: float) -> None:
+        self._pending_vad_start = started
+
+    def bind_pending(self, item_id: str) -> None:
+        """A new item appeared: it owns the speech start that was waiting for it."""
+        if item_id in self.starts:
+            return
+        pending = self._take_pending()
+        if pending is not None:
+            self.starts[item_id] = pending
+
+    def start_of(self, item_id: str, first_seen: float) -> float:
+        if item_id not in self.starts:
+            pending = self._take_pending()
+            self.starts[item_id] = min(pending, first_seen) if pending is not None else first_seen
+        return self.starts[item_id]
+
+    def _take_pending(self) -> float | None:
+        pending = self._pending_provider_start or self._pending_vad_start
+        self._pending_provider_start = self._pending_vad_start = None
+        if pending is not None and time.time() - pending > _PENDING_START_MAX_AGE:
+            logger.debug("livekit_ext: dropping a speech start older than %ss", _PENDING_START_MAX_AGE)
+            return None
+        return pending
+
+
+class PipelineTrack:
+    """The STT pipeline's user turns: one id per turn, shared with the committed ChatMessage."""
+
+    def __init__(self) -> None:
+        self.starts = _BoundedMap()
+        self.current_turn: str | None = None
+        self._pending_vad_start: float | None = None
+
+    def vad_speech_started(self, started: float) -> None:
+        if self.current_turn is None:
+            self._pending_vad_start = started
+        else:
+            self.starts.setdefault(self.current_turn, started)
+
+    def turn_id(self) -> str:
+        if self.current_turn is None:
+            self.current_turn = _new_item_id()
+            if self._pending_vad_start is not None:
+                self.starts[self.current_turn] = self._pending_vad_start
+                self._pending_vad_start = None
+        return self.current_turn
+
+    def end_turn(self) -> str | None:
+        turn, self.current_turn = self.current_turn, None
+        return turn
+
+    def start_of(self, item_id: str, first_seen: float) -> float:
+        return self.starts.setdefault(item_id, first_seen)
+
+
+def _new_item_id() -> str:
+    from livekit.agents import utils
+
+    return str(utils.shortuuid("item_"))
+
+
+@dataclass
+class Origin:
+    """Where the event now passing through the funnel was born."""
+
+    source: Source
+    starts: _Starts
+    item_id: str | None = None
+    resolve_item: Callable[[], str | None] | None = None
+
+
+@dataclass
+class _OneShotId:
+    """The id the next user ChatMessage of a committed turn takes; used at most once."""
+
+    item_id: str
+    used: bool = field(default=False)
+
+
+_ORIGIN: contextvars.ContextVar[Origin | None] = contextvars.ContextVar(
+    "livekit_ext_origin", default=None
+)
+_TURN_MESSAGE_ID: contextvars.ContextVar[_OneShotId | None] = contextvars.ContextVar(
+    "livekit_ext_turn_message_id", default=None
+)
+
+_realtime_tracks: WeakKeyDictionary[Any, RealtimeTrack] = WeakKeyDictionary()
+_pipeline_tracks: WeakKeyDictionary[Any, PipelineTrack] = WeakKeyDictionary()
+
+
+def realtime_track(rt_session: Any) -> RealtimeTrack:
+    track = _realtime_tracks.get(rt_session)
+    if track is None:
+        track = _realtime_tracks[rt_session] = RealtimeTrack()
+    return track
+
+
+def pipeline_track(agent_session: Any) -> PipelineTrack:
+    track = _pipeline_tracks.get(agent_session)
+    if track is None:
+        track = _pipeline_tracks[agent_session] = PipelineTrack()
+    return track
+
+
+@contextmanager
+def born(origin: Origin | None) -> Iterator[None]:
+    """Mark every event that reaches the funnel inside this block as coming from ``origin``."""
+    token = _ORIGIN.set(origin)
+    try:
+        yield
+    finally:
+        _ORIGIN.reset(token)
+
+
+def enrich(ev: Any, origin: Origin) -> None:
+    """Fill the identity fields of ``ev`` from ``origin``; upstream's own values win."""
+    if getattr(ev, "item_id", None) is None:
+        item_id = origin.item_id
+        if item_id is None and origin.resolve_item is not None:
+            item_id = origin.resolve_item()
+        if item_id is None:
+            logger.debug("livekit_ext: a %s transcript has no item id to attach", origin.source)
+        ev.item_id = item_id
+    if getattr(ev, "source", None) is None:
+        ev.source = origin.source
+    if getattr(ev, "speech_started_at", None) is None and ev.item_id is not None:
+        ev.speech_started_at = min(origin.starts.start_of(ev.item_id, ev.created_at), ev.created_at)
+
+
+# -- wrappers ------------------------------------------------------------------------------
+
+
+@when_active(FEATURE)
+def _funnel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    origin = _ORIGIN.get()
+    if origin is not None and args:
+        with hook_errors_logged("enriching user_input_transcribed"):
+            enrich(args[0], origin)
+    return wrapped(*args, **kwargs)
+
+
+def _rt_track_of(activity: Any) -> RealtimeTrack | None:
+    rt_session = getattr(activity, "_rt_session", None)
+    return realtime_track(rt_session) if rt_session is not None else None
+
+
+@when_active(FEATURE)
+def _on_realtime_transcription(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    origin = None
+    with hook_errors_logged("reading a realtime transcription"):
+        ev = args[0] if args else kwargs.get("ev")
+        if (track := _rt_track_of(instance)) is not None:
+            item_id = getattr(ev, "item_id", None) or None
+            if item_id is not None:
+                track.bind_pending(item_id)
+            origin = Origin(source="realtime", starts=track, item_id=item_id)
+    with born(origin):
+        return wrapped(*args, **kwargs)
+
+
+@when_active(FEATURE)
+def _on_realtime_speech_stopped(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    origin = None
+    with hook_errors_logged("reading a realtime speech stop"):
+        if (track := _rt_track_of(instance)) is not None:
+            origin = Origin(source="realtime", starts=track, item_id=track.last_stopped_item)
+    with born(origin):
+        return wrapped(*args, **kwargs)
+
+
+@when_active(FEATURE)
+def _on_stt_transcript(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    origin = None
+    with hook_errors_logged("reading an STT transcript"):
+        track = pipeline_track(instance._session)
+        origin = Origin(source="stt", starts=track, resolve_item=track.turn_id)
+    with born(origin):
+        return wrapped(*args, **kwargs)
+
+
+@when_active(FEATURE)
+def _on_vad_start_of_speech(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    with hook_errors_logged("reading a VAD start of speech"):
+        started = _vad_start_time(args, kwargs)
+        pipeline_track(instance._session).vad_speech_started(started)
+        if (track := _rt_track_of(instance)) is not None:
+            track.vad_speech_started(started)
+    return wrapped(*args, **kwargs)
+
+
+def _vad_start_time(args: Any, kwargs: Any) -> float:
+    explicit = kwargs.get("speech_start_time", args[1] if len(args) > 1 else None)
+    if isinstance(explicit, (int, float)):
+        return float(explicit)
+    ev = args[0] if args else kwargs.get("ev")
+    duration = getattr(ev, "speech_duration", None)
+    now = time.time()
+    return now - duration if isinstance(duration, (int, float)) and duration > 0 else now
+
+
+@when_active(FEATURE)
+def _on_end_of_turn(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    """The turn is committed: its user ChatMessage (built in a task started here) takes its id."""
+    box = None
+    with hook_errors_logged("closing an STT turn"):
+        if (turn := pipeline_track(instance._session).end_turn()) is not None:
+            box = _OneShotId(turn)
+    token = _TURN_MESSAGE_ID.set(box)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _TURN_MESSAGE_ID.reset(token)
+
+
+@when_active(FEATURE)
+def _on_preemptive_generation(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    box = None
+    with hook_errors_logged("reading a preemptive generation"):
+        if (turn := pipeline_track(instance._session).current_turn) is not None:
+            box = _OneShotId(turn)
+    token = _TURN_MESSAGE_ID.set(box)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _TURN_MESSAGE_ID.reset(token)
+
+
+@when_active(FEATURE)
+def _chat_message_init(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    box = _TURN_MESSAGE_ID.get()
+    if box is not None and not box.used and kwargs.get("role") == "user" and "id" not in kwargs:
+        box.used = True
+        kwargs = {**kwargs, "id": box.item_id}
+    return wrapped(*args, **kwargs)
+
+
+@when_active(FEATURE)
+def _on_push_audio(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    result = wrapped(*args, **kwargs)
+    with hook_errors_logged("recording pushed audio"):
+        frame = args[0] if args else kwargs.get("frame")
+        if (track := _rt_track_of(instance)) is not None and frame is not None:
+            track.timeline.pushed(float(frame.duration))
+    return result
+
+
+@when_active(FEATURE)
+def _on_realtime_session_init(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    result = wrapped(*args, **kwargs)
+    with hook_errors_logged("attaching to a realtime session"):
+        track = realtime_track(instance)
+        instance.on("openai_server_event_received", lambda event: _on_openai_event(track, event))
+    return result
+
+
+def _on_openai_event(track: RealtimeTrack, event: Any) -> None:
+    if not ENGINE.is_active(FEATURE):
+        return
+    with hook_errors_logged("reading an OpenAI realtime server event"):
+        if not isinstance(event, dict):
+            logger.warning("livekit_ext: ignoring a non-object realtime server event: %r", event)
+            return
+        kind = event.get("type")
+        if kind == "session.created":
+            track.connected()
+        elif kind == "input_audio_buffer.speech_started":
+            ms = event.get("audio_start_ms")
+            track.provider_speech_started(
+                event.get("item_id") or None,
+                arrival=time.time(),
+                audio_offset=ms / 1000 if isinstance(ms, (int, float)) else None,
+            )
+        elif kind == "input_audio_buffer.speech_stopped":
+            track.last_stopped_item = event.get("item_id") or None
+
+
+# -- Gemini --------------------------------------------------------------------------------
+
+
+@when_active(FEATURE)
+def _gemini_recv_task(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    """Observe every LiveServerMessage of this connection for the voiceActivity the plugin ignores."""
+    with hook_errors_logged("attaching to a Gemini live connection"):
+        connection = args[0] if args else kwargs.get("session")
+        track = realtime_track(instance)
+        track.connected()
+        receive = connection.receive
+
+        async def observed_receive(*a: Any, **kw: Any) -> Any:
+            async for message in receive(*a, **kw):
+                with hook_errors_logged("reading a Gemini server message"):
+                    _on_gemini_message(track, message)
+                yield message
+
+        connection.receive = observed_receive
+    return wrapped(*args, **kwargs)
+
+
+def _on_gemini_message(track: RealtimeTrack, message: Any) -> None:
+    if not ENGINE.is_active(FEATURE):
+        return
+    activity = getattr(message, "voice_activity", None)
+    kind = str(getattr(activity, "voice_activity_type", "") or "")
+    if activity is not None and kind.endswith("ACTIVITY_START"):
+        track.provider_speech_started(
+            None, arrival=time.time(), audio_offset=parse_duration(activity.audio_offset)
+        )
+        return
+    signal = getattr(message, "voice_activity_detection_signal", None)
+    signal_kind = str(getattr(signal, "vad_signal_type", "") or "")
+    if signal is not None and signal_kind.endswith("SOS"):
+        track.provider_speech_started(None, arrival=time.time(), audio_offset=None)
+
+
+@when_active(FEATURE)
+def _gemini_new_generation(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    result = wrapped(*args, **kwargs)
+    with hook_errors_logged("binding a Gemini generation to its speech start"):
+        generation = getattr(instance, "_current_generation", None)
+        if (item_id := getattr(generation, "input_id", None)) is not None:
+            realtime_track(instance).bind_pending(item_id)
+    return result
+
+
+# -- the feature ---------------------------------------------------------------------------
+
+
+def _event_class() -> Any:
+    from livekit.agents.voice.events import UserInputTranscribedEvent
+
+    return UserInputTranscribedEvent
+
+
+def _missing_fields() -> list[str]:
+    return [name for name in _NEW_FIELDS if name not in _event_class().__pydantic_fields__]
+
+
+class TranscriptIdentity(Feature):
+    name = FEATURE
+    description = "item_id, speech_started_at and source on every user_input_transcribed event"
+
+    def probe(self) -> Probe:
+        missing = _missing_fields()
+        if not missing:
+            return Probe("native", "UserInputTranscribedEvent already carries the identity fields")
+        return Probe("patchable", f"adds {', '.join(missing)} to UserInputTranscribedEvent")
+
+    def install(self, patcher: Patcher) -> None:
+        from livekit.agents import llm
+        from livekit.agents.voice.agent_activity import AgentActivity
+        from livekit.agents.voice.agent_session import AgentSession
+
+        self._add_fields(patcher)
+        patcher.wrap(AgentSession, "_user_input_transcribed", _funnel)
+        patcher.wrap(AgentActivity, "_on_input_audio_transcription_completed", _on_realtime_transcription)
+        patcher.wrap(AgentActivity, "_on_input_speech_stopped", _on_realtime_speech_stopped)
+        patcher.wrap(AgentActivity, "on_interim_transcript", _on_stt_transcript)
+        patcher.wrap(AgentActivity, "on_final_transcript", _on_stt_transcript)
+        patcher.wrap(AgentActivity, "on_start_of_speech", _on_vad_start_of_speech)
+        patcher.wrap(AgentActivity, "on_end_of_turn", _on_end_of_turn)
+        patcher.wrap(AgentActivity, "on_preemptive_generation", _on_preemptive_generation)
+        patcher.wrap(AgentActivity, "push_audio", _on_push_audio)
+        patcher.wrap(llm.ChatMessage, "__init__", _chat_message_init)
+        patcher.wrap(llm.RealtimeSession, "__init__", _on_realtime_session_init)
+        self._install_gemini(patcher)
+
+    def _add_fields(self, patcher: Patcher) -> None:
+        cls = _event_class()
+        original = cls.__pydantic_fields__
+        fields = dict(original)
+        for name in _missing_fields():
+            fields[name] = _NEW_FIELDS[name]
+
+        def restore() -> None:
+            cls.__pydantic_fields__ = original
+            cls.model_rebuild(force=True)
+
+        cls.__pydantic_fields__ = fields
+        patcher.on_undo(restore)
+        cls.model_rebuild(force=True)
+
+    def _install_gemini(self, patcher: Patcher) -> None:
+        try:
+            from livekit.plugins.google.realtime.realtime_api import RealtimeSession
+        except ImportError:
+            logger.debug("livekit_ext: livekit-plugins-google not installed; Gemini hooks skipped")
+            return
+        patcher.wrap(RealtimeSession, "_recv_task", _gemini_recv_task)
+        patcher.wrap(RealtimeSession, "_start_new_generation", _gemini_new_generation)
