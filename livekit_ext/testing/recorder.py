@@ -1,0 +1,40 @@
+"""Collect what an AgentSession emits, and wait for it without fixed sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class SessionRecorder:
+    """Records ``user_input_transcribed`` and ``conversation_item_added`` of one session."""
+
+    def __init__(self, session: Any) -> None:
+        self.transcripts: list[Any] = []
+        self.items: list[Any] = []
+        self.errors: list[Any] = []
+        session.on("user_input_transcribed", self.transcripts.append)
+        session.on("conversation_item_added", lambda ev: self.items.append(ev.item))
+        session.on("error", self.errors.append)
+
+    @property
+    def finals(self) -> list[Any]:
+        return [e for e in self.transcripts if e.is_final]
+
+    def messages(self, role: str) -> list[Any]:
+        return [i for i in self.items if getattr(i, "role", None) == role]
+
+    async def wait_for(
+        self, ready: Callable[[], bool], *, timeout: float = 5.0, what: str = "condition"
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            await asyncio.sleep(0.01)
+
+    async def wait_for_finals(self, count: int, *, timeout: float = 5.0) -> list[Any]:
+        await self.wait_for(lambda: len(self.finals) >= count, timeout=timeout, what=f"{count} finals")
+        return self.finals
