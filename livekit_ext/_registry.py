@@ -15,9 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
-
-import wrapt
+from typing import Any, ClassVar, Literal
 
 from . import _compat
 
@@ -25,7 +23,6 @@ logger = logging.getLogger("livekit_ext")
 
 State = Literal["native", "patched", "unsupported"]
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
-_F = TypeVar("_F", bound=Callable[..., Any])
 _ABSENT = object()
 
 
@@ -60,9 +57,13 @@ class Patcher:
         self._undo: list[Callable[[], None]] = []
 
     def wrap(self, owner: type, name: str, wrapper: Wrapper) -> None:
-        """Wrap ``owner.name`` (own or inherited) with a wrapt ``(wrapped, instance, args, kwargs)``."""
-        target = inspect.getattr_static(owner, name)
-        self.replace(owner, name, wrapt.FunctionWrapper(target, wrapper))
+        """Wrap ``owner.name`` (own or inherited) with a ``(wrapped, instance, args, kwargs)`` wrapper.
+
+        The replacement is a plain function carrying ``__wrapped__`` (wrapt's calling
+        convention, not its proxy objects): livekit's EventEmitter calls ``inspect.signature``
+        on every listener at every emit, and that is ~100x slower on a wrapt proxy.
+        """
+        self.replace(owner, name, make_wrapper(inspect.getattr_static(owner, name), wrapper))
 
     def replace(self, owner: Any, name: str, value: Any) -> None:
         # read the owner's own __dict__, never getattr: a class attribute read through getattr
@@ -88,6 +89,43 @@ class Patcher:
                 restore()
             except Exception:
                 logger.exception("livekit_ext: failed to restore an original while reverting")
+
+
+def make_wrapper(target: Any, wrapper: Wrapper) -> Any:
+    """A function (or classmethod/staticmethod) that hands every call to ``wrapper``."""
+    if isinstance(target, classmethod):
+        func = target.__func__
+
+        @functools.wraps(func)
+        def patched_classmethod(cls: Any, *args: Any, **kwargs: Any) -> Any:
+            return wrapper(func.__get__(cls, cls), cls, args, kwargs)
+
+        patched_classmethod.__livekit_ext_wrapper__ = True  # type: ignore[attr-defined]
+        return classmethod(patched_classmethod)
+    if isinstance(target, staticmethod):
+        static = target.__func__
+
+        @functools.wraps(static)
+        def patched_static(*args: Any, **kwargs: Any) -> Any:
+            return wrapper(static, None, args, kwargs)
+
+        patched_static.__livekit_ext_wrapper__ = True  # type: ignore[attr-defined]
+        return staticmethod(patched_static)
+    if not callable(target) or not hasattr(target, "__get__"):
+        raise TypeError(f"cannot wrap {target!r}: not a function")
+
+    @functools.wraps(target)
+    def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return wrapper(target.__get__(self, type(self)), self, args, kwargs)
+
+    patched.__livekit_ext_wrapper__ = True  # type: ignore[attr-defined]
+    return patched
+
+
+def is_wrapper(obj: Any) -> bool:
+    """Whether ``obj`` (a class attribute as stored) is one of our wrappers."""
+    func = getattr(obj, "__func__", obj)
+    return bool(getattr(func, "__livekit_ext_wrapper__", False))
 
 
 class Feature(ABC):

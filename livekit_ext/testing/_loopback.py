@@ -129,6 +129,10 @@ class LoopbackServer:
         await self._wait(ready, timeout, f"{count} client event(s) matching {match!r}")
         return found[count - 1]
 
+    async def wait_until(self, ready: Callable[[], bool], *, timeout: float = 10.0) -> None:
+        """Wait until ``ready()`` holds; re-checked whenever a client connects or sends."""
+        await self._wait(ready, timeout, getattr(ready, "__name__", "condition"))
+
     def client_events_of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.client_events if e.get("type") == kind]
 

@@ -1,0 +1,56 @@
+"""Start a real AgentSession (no room) against a loopback server, and close it after."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from livekit.agents import Agent, AgentSession
+
+from .openai_server import OpenAIRealtimeServer
+from .recorder import SessionRecorder
+
+
+@asynccontextmanager
+async def running_session(
+    session: AgentSession, agent: Agent | None = None, *, audio: Any = None
+) -> AsyncIterator[SessionRecorder]:
+    """Start ``session`` (optionally fed by ``audio``), yield its recorder, always close it."""
+    if audio is not None:
+        session.input.audio = audio
+    recorder = SessionRecorder(session)
+    await session.start(agent or Agent(instructions="You are a test agent."))
+    try:
+        yield recorder
+    finally:
+        if audio is not None and hasattr(audio, "close"):
+            audio.close()
+        await session.aclose()
+
+
+@asynccontextmanager
+async def openai_realtime_session(
+    server: OpenAIRealtimeServer,
+    *,
+    audio: Any = None,
+    model_kwargs: dict[str, Any] | None = None,
+    **session_kwargs: Any,
+) -> AsyncIterator[tuple[AgentSession, SessionRecorder]]:
+    """An AgentSession whose llm is the real OpenAI realtime plugin pointed at ``server``.
+
+    Yields once the plugin's first ``session.update`` reached the server.
+    """
+    from livekit.plugins import openai
+
+    model = openai.realtime.RealtimeModel(
+        base_url=server.base_url, api_key="test", **(model_kwargs or {})
+    )
+    session: AgentSession = AgentSession(llm=model, **session_kwargs)
+    connected_before = len(server.connections)
+    async with running_session(session, audio=audio) as recorder:
+        conn = await server.wait_for_connection(connected_before + 1)
+        await server.wait_until(
+            lambda: any(e.get("type") == "session.update" for e in conn.client_events)
+        )
+        yield session, recorder

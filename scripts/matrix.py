@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Run the whole test suite on every supported livekit-agents release, each in its own venv.
+
+    python scripts/matrix.py                 # all releases, venvs under .matrix/
+    python scripts/matrix.py 1.4.6 1.8.9     # some releases
+    python scripts/matrix.py --venv-root /work/venvs --venv-prefix v   # reuse existing venvs
+
+Each venv gets livekit-agents / livekit-plugins-openai / livekit-plugins-google pinned to the
+release plus this package (editable, with its test extra). Exit status is non-zero when any
+release fails, and when pytest collected no test (its exit code 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RELEASES = ("1.4.6", "1.5.17", "1.6.10", "1.7.1", "1.8.9")
+
+
+def pinned(release: str) -> list[str]:
+    return [f"{dist}=={release}" for dist in ("livekit-agents", "livekit-plugins-openai", "livekit-plugins-google")]
+
+
+def ensure_venv(venv: Path, release: str) -> Path:
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+         "-e", f"{ROOT}[test]", *pinned(release)],
+        check=True,
+    )
+    return python
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("releases", nargs="*", default=list(RELEASES))
+    parser.add_argument("--venv-root", default=str(ROOT / ".matrix"))
+    parser.add_argument("--venv-prefix", default="lk-")
+    parser.add_argument("--pytest-args", default="-q -p no:cacheprovider")
+    args = parser.parse_args()
+
+    results: list[tuple[str, int, float]] = []
+    for release in args.releases:
+        venv = Path(args.venv_root) / f"{args.venv_prefix}{release}"
+        print(f"== livekit-agents {release}: preparing {venv}", flush=True)
+        python = ensure_venv(venv, release)
+        started = time.monotonic()
+        code = subprocess.run(
+            [str(python), "-m", "pytest", *args.pytest_args.split()],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        ).returncode
+        elapsed = time.monotonic() - started
+        if code == 5:
+            print(f"!! livekit-agents {release}: pytest collected no test", flush=True)
+        results.append((release, code, elapsed))
+
+    print("\nversion matrix:")
+    for release, code, elapsed in results:
+        print(f"  livekit-agents {release}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {elapsed:.1f}s")
+    failed = [r for r, code, _ in results if code != 0]
+    print(f"matrix: {len(results) - len(failed)}/{len(results)} releases passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Transcript identity through the real OpenAI realtime plugin over a loopback socket."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import livekit_ext
+from livekit_ext import identity
+from livekit_ext.testing import OpenAIRealtimeServer
+from livekit_ext.testing import openai_server as oai
+from livekit_ext.testing.audio import PacedAudioInput
+from livekit_ext.testing.sessions import openai_realtime_session
+
+pytestmark = pytest.mark.wire
+
+
+def _by_item(events: list, item_id: str) -> list:
+    return [e for e in events if identity(e).item_id == item_id]
+
+
+async def test_every_event_of_one_utterance_carries_its_item_and_start(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    server = openai_realtime_server
+    async with openai_realtime_session(server) as (_, rec):
+        before = time.time()
+        await server.send(oai.speech_started("item_A", 120))
+        await asyncio.sleep(0.2)
+        await server.send(
+            oai.speech_stopped("item_A", 900),
+            oai.transcription_delta("item_A", "call me"),
+            oai.transcription_delta("item_A", " back"),
+            oai.transcription_completed("item_A", "call me back"),
+        )
+        await rec.wait_for_finals(1)
+
+    events = rec.transcripts
+    assert [e.transcript for e in events][0] == ""  # the speech-stop interim
+    assert {identity(e).item_id for e in events} == {"item_A"}
+    assert {identity(e).source for e in events} == {"realtime"}
+    starts = {identity(e).speech_started_at for e in events}
+    assert len(starts) == 1
+    (start,) = starts
+    assert start is not None
+    # no audio flowed, so the best source is the arrival of speech_started (a loopback hop)
+    assert before <= start <= before + 0.1
+    assert all(start <= e.created_at for e in events)
+    assert events[0].created_at - start >= 0.15
+
+
+async def test_two_utterances_back_to_back_never_share_an_item(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    server = openai_realtime_server
+    async with openai_realtime_session(server) as (_, rec):
+        for item, text in (("item_A", "first"), ("item_B", "second")):
+            await server.send(
+                oai.speech_started(item),
+                oai.speech_stopped(item),
+                oai.transcription_delta(item, text),
+                oai.transcription_completed(item, text),
+            )
+            await asyncio.sleep(0.05)
+        await rec.wait_for_finals(2)
+
+    a, b = _by_item(rec.transcripts, "item_A"), _by_item(rec.transcripts, "item_B")
+    assert a and b and len(a) + len(b) == len(rec.transcripts)
+    assert [e.transcript for e in a if e.is_final] == ["first"]
+    assert [e.transcript for e in b if e.is_final] == ["second"]
+    start_a = {identity(e).speech_started_at for e in a}
+    start_b = {identity(e).speech_started_at for e in b}
+    assert len(start_a) == len(start_b) == 1
+    assert start_a.pop() < start_b.pop()  # type: ignore[operator]
+
+
+async def test_a_late_transcript_keeps_its_own_utterance_start(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    server = openai_realtime_server
+    async with openai_realtime_session(server) as (_, rec):
+        await server.send(oai.speech_started("item_A"), oai.speech_stopped("item_A"))
+        await asyncio.sleep(0.3)
+        await server.send(oai.speech_started("item_B"))
+        await asyncio.sleep(0.3)
+        # A's transcript only arrives now, after B began
+        await server.send(
+            oai.transcription_delta("item_A", "late"),
+            oai.transcription_completed("item_A", "late words"),
+            oai.speech_stopped("item_B"),
+            oai.transcription_completed("item_B", "on time"),
+        )
+        await rec.wait_for_finals(2)
+
+    final_a = next(e for e in rec.finals if e.transcript == "late words")
+    final_b = next(e for e in rec.finals if e.transcript == "on time")
+    assert identity(final_a).item_id == "item_A"
+    assert identity(final_b).item_id == "item_B"
+    start_a, start_b = identity(final_a).speech_started_at, identity(final_b).speech_started_at
+    assert start_a is not None and start_b is not None
+    assert start_b - start_a >= 0.3
+    assert final_a.created_at - start_a >= 0.6
+
+
+async def test_speech_start_is_mapped_from_the_audio_offset_when_audio_flows(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    server = openai_realtime_server
+    mic = PacedAudioInput(sample_rate=24000)
+    async with openai_realtime_session(server, audio=mic) as (_, rec):
+        await server.wait_for_client_event("input_audio_buffer.append", count=40)
+        # the server reports speech 0.3 s into the audio it received; it says so late
+        await asyncio.sleep(0.5)
+        await server.send(oai.speech_started("item_A", audio_start_ms=300))
+        arrival = time.time()
+        await server.send(oai.speech_stopped("item_A", 800))
+        await server.send(oai.transcription_completed("item_A", "hello"))
+        await rec.wait_for_finals(1)
+
+    start = identity(rec.finals[0]).speech_started_at
+    expected = mic.wall_time_at(0.3)
+    assert start is not None and expected is not None
+    assert abs(start - expected) < 0.12, (start, expected)
+    assert arrival - start > 0.5  # far better than the arrival of the event
+
+
+async def test_a_repeated_completed_keeps_the_same_identity(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    server = openai_realtime_server
+    async with openai_realtime_session(server) as (session, rec):
+        utterances = livekit_ext.Utterances(session)
+        finals: list[livekit_ext.Utterance] = []
+        started: list[livekit_ext.Utterance] = []
+        utterances.on("utterance_final", finals.append)
+        utterances.on("utterance_started", started.append)
+        await server.send(
+            oai.speech_started("item_A"),
+            oai.speech_stopped("item_A"),
+            oai.transcription_completed("item_A", "yes"),
+            oai.transcription_completed("item_A", "yes"),
+            oai.transcription_delta("item_A", " straggler"),
+        )
+        await rec.wait_for_finals(2)
+        await asyncio.sleep(0.05)
+
+    assert [identity(e).item_id for e in rec.finals] == ["item_A", "item_A"]
+    assert len({identity(e).speech_started_at for e in rec.transcripts}) == 1
+    assert [u.item_id for u in started] == ["item_A"]
+    assert [(u.item_id, u.transcript, u.final) for u in finals] == [("item_A", "yes", True)]
+
+
+async def test_a_reconnect_starts_a_fresh_audio_timeline(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    server = openai_realtime_server
+    async with openai_realtime_session(server) as (_, rec):
+        await server.send(oai.speech_started("item_A"), oai.transcription_completed("item_A", "one"))
+        await rec.wait_for_finals(1)
+        await server.drop()
+        await server.wait_for_connection(2, timeout=15)
+        await server.wait_for_client_event("session.update", count=2, timeout=15)
+        await server.send(oai.speech_started("item_B"), oai.transcription_completed("item_B", "two"))
+        await rec.wait_for_finals(2)
+
+    assert [identity(e).item_id for e in rec.finals] == ["item_A", "item_B"]
+    assert all(identity(e).speech_started_at is not None for e in rec.finals)
+
+
+async def test_revert_then_apply_switches_the_enrichment_off_and_on(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    server = openai_realtime_server
+    livekit_ext.revert()
+    async with openai_realtime_session(server) as (_, rec):
+        await server.send(oai.speech_started("item_A"), oai.transcription_completed("item_A", "a"))
+        await rec.wait_for_finals(1)
+    assert not hasattr(rec.finals[0], "speech_started_at")
+    assert not hasattr(rec.finals[0], "source")
+
+    livekit_ext.apply()
+    async with openai_realtime_session(server) as (_, rec):
+        await server.send(oai.speech_started("item_B"), oai.transcription_completed("item_B", "b"))
+        await rec.wait_for_finals(1)
+    assert identity(rec.finals[0]) == ("item_B", identity(rec.finals[0]).speech_started_at, "realtime")
+    assert identity(rec.finals[0]).speech_started_at is not None
