@@ -4,6 +4,7 @@ Regression tests drive the real livekit plugins against them: no keys, no networ
 """
 
 from ._loopback import Connection, LoopbackServer
+from .gemini_server import GeminiLiveServer
 from .openai_server import OpenAIRealtimeServer
 
-__all__ = ["Connection", "LoopbackServer", "OpenAIRealtimeServer"]
+__all__ = ["Connection", "GeminiLiveServer", "LoopbackServer", "OpenAIRealtimeServer"]
