@@ -11,6 +11,7 @@ import os
 
 from ._registry import ENGINE, FeatureStatus
 from .identity import Identity, Source, identity
+from .malformed_frames import MalformedFrames
 from .transcript_identity import TranscriptIdentity
 from .utterances import Utterance, Utterances
 
@@ -29,6 +30,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 ENGINE.register(TranscriptIdentity())
+ENGINE.register(MalformedFrames())
 
 
 def apply() -> dict[str, FeatureStatus]:

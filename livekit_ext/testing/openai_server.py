@@ -9,6 +9,7 @@ the server events a test scripts, each validated against the openai SDK's own ty
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any
 
@@ -21,12 +22,18 @@ def _event_id() -> str:
     return f"event_{next(_ids):06d}"
 
 
-def validate_server_event(event: dict[str, Any]) -> None:
-    """Raise ``pydantic.ValidationError`` unless ``event`` is a valid OpenAI realtime event."""
+@functools.cache
+def _server_event_adapter() -> Any:
+    """Building the adapter for the SDK's event union takes ~100 ms: once per process."""
     from openai.types.realtime import RealtimeServerEvent
     from pydantic import TypeAdapter
 
-    TypeAdapter(RealtimeServerEvent).validate_python(event)
+    return TypeAdapter(RealtimeServerEvent)
+
+
+def validate_server_event(event: dict[str, Any]) -> None:
+    """Raise ``pydantic.ValidationError`` unless ``event`` is a valid OpenAI realtime event."""
+    _server_event_adapter().validate_python(event)
 
 
 class OpenAIRealtimeServer(LoopbackServer):

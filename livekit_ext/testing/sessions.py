@@ -54,3 +54,21 @@ async def openai_realtime_session(
             lambda: any(e.get("type") == "session.update" for e in conn.client_events)
         )
         yield session, recorder
+
+
+@asynccontextmanager
+async def gemini_realtime_session(
+    server: Any,
+    *,
+    audio: Any = None,
+    model_kwargs: dict[str, Any] | None = None,
+    **session_kwargs: Any,
+) -> AsyncIterator[tuple[AgentSession, SessionRecorder]]:
+    """An AgentSession whose llm is the real Gemini Live plugin pointed at ``server``
+    (a :class:`~livekit_ext.testing.gemini_server.GeminiLiveServer`); yields once set up."""
+    session: AgentSession = AgentSession(llm=server.realtime_model(**(model_kwargs or {})),
+                                         **session_kwargs)
+    connected_before = len(server.connections)
+    async with running_session(session, audio=audio) as recorder:
+        await server.wait_for_setup(connected_before + 1)
+        yield session, recorder

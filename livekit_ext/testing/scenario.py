@@ -1,0 +1,173 @@
+"""Scripted wire scenarios: a JSON file per scenario, replayed against a loopback server.
+
+A scenario file::
+
+    {
+      "provider": "openai",            # or "gemini"
+      "description": "why this scenario exists",
+      "audio": false,                  # true: a paced silent microphone feeds the session
+      "steps": [
+        {"at": 0.0, "send": [{"type": "input_audio_buffer.speech_started", ...}]},
+        {"at": 0.3, "send_raw": "{not json"},
+        {"at": 0.4, "send": [{...}], "malformed": true},   # skip SDK validation on purpose
+        {"at": 0.5, "drop": true},                         # server closes the socket
+        {"wait": "connection", "count": 2},                # block until the client is back
+        {"wait": "finals", "count": 2}
+      ],
+      "expect": {"client_events": ["session.update"]}
+    }
+
+``at`` is seconds from the scenario start. Every ``send`` event is validated against the
+provider SDK's own types unless ``malformed`` says it is bad on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .audio import PacedAudioInput
+from .openai_server import OpenAIRealtimeServer
+from .recorder import SessionRecorder
+from .sessions import gemini_realtime_session, openai_realtime_session
+
+TIME_RESOLUTION = 0.1
+"""Times are snapshotted as offsets from the scenario start, floored to 100 ms steps: a time
+is never earlier than the step that caused it and loopback hops on a loaded 2-core machine
+take up to tens of ms, so flooring (with 10 ms of slack for an early timer) keeps a time in its
+step's bucket. Scenarios place their steps on multiples of 100 ms."""
+
+
+@dataclass
+class Scenario:
+    name: str
+    provider: str
+    steps: list[dict[str, Any]]
+    description: str = ""
+    audio: bool = False
+    expect: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> Scenario:
+        data = json.loads(path.read_text())
+        return cls(
+            name=path.stem,
+            provider=data["provider"],
+            steps=data["steps"],
+            description=data.get("description", ""),
+            audio=bool(data.get("audio", False)),
+            expect=data.get("expect", {}),
+        )
+
+
+@dataclass
+class ScenarioResult:
+    started_at: float
+    recorder: SessionRecorder
+    server: Any
+    errors: list[Any]
+
+
+async def play_steps(scenario: Scenario, server: Any, recorder: SessionRecorder, t0: float) -> None:
+    for step in scenario.steps:
+        if "at" in step:
+            delay = t0 + float(step["at"]) - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        if "send" in step:
+            await server.send(*step["send"], validate=not step.get("malformed", False))
+        if "send_raw" in step:
+            await server.send_raw(step["send_raw"])
+        if step.get("drop"):
+            await server.drop()
+        if (wait := step.get("wait")) is not None:
+            count = int(step.get("count", 1))
+            if wait == "connection":
+                await server.wait_for_connection(count, timeout=15)
+                await server.wait_until(
+                    lambda: any(
+                        e.get("type") in ("session.update", "setup")
+                        for e in server.connections[count - 1].client_events
+                    ),
+                    timeout=15,
+                )
+            elif wait == "finals":
+                await recorder.wait_for_finals(count, timeout=10)
+            elif wait == "items":
+                await recorder.wait_for(
+                    lambda: len(recorder.items) >= count, timeout=10, what=f"{count} items"
+                )
+            else:
+                raise ValueError(f"scenario {scenario.name}: unknown wait {wait!r}")
+    await asyncio.sleep(float(scenario.expect.get("settle", 0.3)))
+
+
+async def run_openai_scenario(scenario: Scenario) -> dict[str, Any]:
+    """Replay ``scenario`` against the real OpenAI plugin; the normalised observation."""
+    async with OpenAIRealtimeServer() as server:
+        mic = PacedAudioInput() if scenario.audio else None
+        async with openai_realtime_session(server, audio=mic) as (_, recorder):
+            t0 = time.time()
+            await play_steps(scenario, server, recorder, t0)
+        return normalise(recorder, t0, session_updates=server.session_updates())
+
+
+async def run_gemini_scenario(scenario: Scenario) -> dict[str, Any]:
+    """Replay ``scenario`` against the real Gemini Live plugin; the normalised observation."""
+    from .gemini_server import GeminiLiveServer
+
+    async with GeminiLiveServer() as server:
+        mic = PacedAudioInput() if scenario.audio else None
+        async with gemini_realtime_session(server, audio=mic) as (_, recorder):
+            t0 = time.time()
+            await play_steps(scenario, server, recorder, t0)
+        return normalise(recorder, t0)
+
+
+async def run_scenario(scenario: Scenario) -> dict[str, Any]:
+    runners = {"openai": run_openai_scenario, "gemini": run_gemini_scenario}
+    if scenario.provider not in runners:
+        raise ValueError(f"scenario {scenario.name}: unknown provider {scenario.provider!r}")
+    return await runners[scenario.provider](scenario)
+
+
+def normalise(
+    recorder: SessionRecorder, t0: float, *, session_updates: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """What a snapshot holds: ids by order of appearance, times as rounded offsets."""
+    ids: dict[str, str] = {}
+
+    def item(value: Any) -> str | None:
+        if value is None:
+            return None
+        return ids.setdefault(str(value), f"item#{len(ids) + 1}")
+
+    def offset(value: Any) -> float | None:
+        if value is None:
+            return None
+        return round(math.floor((value - t0 + 0.01) / TIME_RESOLUTION) * TIME_RESOLUTION, 1)
+
+    transcripts = [
+        {
+            "transcript": e.transcript,
+            "is_final": e.is_final,
+            "item_id": item(getattr(e, "item_id", None)),
+            "speech_started_at": offset(getattr(e, "speech_started_at", None)),
+            "source": getattr(e, "source", None),
+        }
+        for e in recorder.transcripts
+    ]
+    items = [
+        {"role": i.role, "item_id": item(i.id), "text": i.text_content}
+        for i in recorder.items
+        if getattr(i, "type", None) == "message"
+    ]
+    result: dict[str, Any] = {"user_input_transcribed": transcripts, "conversation_items": items}
+    if session_updates is not None:
+        result["session_updates"] = session_updates
+    return result
