@@ -7,9 +7,8 @@ from what the installed version actually has, not from its version string.
 from __future__ import annotations
 
 import logging
-from importlib import metadata
-
 import re
+from importlib import metadata
 
 logger = logging.getLogger("livekit_ext")
 
@@ -46,8 +45,11 @@ def _satisfies(release: tuple[int, ...], clause: str) -> bool:
     width = max(len(release), len(bound))
     left, right = release + (0,) * (width - len(release)), bound + (0,) * (width - len(bound))
     return {
-        ">=": left >= right, "<=": left <= right, "==": left == right,
-        "<": left < right, ">": left > right,
+        ">=": left >= right,
+        "<=": left <= right,
+        "==": left == right,
+        "<": left < right,
+        ">": left > right,
     }[op]
 
 

@@ -234,7 +234,10 @@ def when_active(feature: str) -> Callable[[Wrapper], Wrapper]:
     def decorate(wrapper: Wrapper) -> Wrapper:
         @functools.wraps(wrapper)
         def guarded(
-            wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
         ) -> Any:
             if not ENGINE.is_active(feature):
                 return wrapped(*args, **kwargs)

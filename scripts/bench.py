@@ -77,9 +77,7 @@ async def measure(patched: bool, rounds: int) -> list[float]:
     async with OpenAIRealtimeServer() as server, openai_realtime_session(server) as (session, rec):
         dispatch = dispatcher(session._activity._rt_session)
         for r in range(rounds):
-            frames = [
-                json.dumps(e) for n in range(UTTERANCES) for e in utterance_events(n, f"{r}")
-            ]
+            frames = [json.dumps(e) for n in range(UTTERANCES) for e in utterance_events(n, f"{r}")]
             rec.transcripts.clear()
             started = time.process_time()
             for frame in frames:
@@ -102,8 +100,13 @@ def import_overhead_ms(samples: int = 5) -> float:
     )
     env = {k: v for k, v in os.environ.items() if k != "LIVEKIT_EXT_DISABLE"}
     values = [
-        float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, check=True).stdout.strip().splitlines()[-1])
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         for _ in range(samples)
     ]
     return statistics.median(values)

@@ -25,7 +25,10 @@ RELEASES = ("1.4.6", "1.5.17", "1.6.10", "1.7.1", "1.8.9")
 
 
 def pinned(release: str) -> list[str]:
-    return [f"{dist}=={release}" for dist in ("livekit-agents", "livekit-plugins-openai", "livekit-plugins-google")]
+    return [
+        f"{dist}=={release}"
+        for dist in ("livekit-agents", "livekit-plugins-openai", "livekit-plugins-google")
+    ]
 
 
 def ensure_venv(venv: Path, release: str) -> Path:
@@ -33,8 +36,17 @@ def ensure_venv(venv: Path, release: str) -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         "-e", f"{ROOT}[test]", *pinned(release)],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-e",
+            f"{ROOT}[test]",
+            *pinned(release),
+        ],
         check=True,
     )
     return python
@@ -66,7 +78,9 @@ def main() -> int:
 
     print("\nversion matrix:")
     for release, code, elapsed in results:
-        print(f"  livekit-agents {release}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {elapsed:.1f}s")
+        print(
+            f"  livekit-agents {release}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {elapsed:.1f}s"
+        )
     failed = [r for r, code, _ in results if code != 0]
     print(f"matrix: {len(results) - len(failed)}/{len(results)} releases passed")
     return 1 if failed else 0

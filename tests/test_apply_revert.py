@@ -49,7 +49,9 @@ def test_revert_restores_the_very_same_objects_and_apply_works_again() -> None:
     assert vars(AgentSession)["_user_input_transcribed"] is originals["funnel"]
     assert vars(AgentActivity)["on_final_transcript"] is originals["stt"]
     assert UserInputTranscribedEvent.__pydantic_fields__ is originals["fields"]
-    assert "__init__" not in vars(__import__("livekit.agents.llm", fromlist=["ChatMessage"]).ChatMessage)
+    assert "__init__" not in vars(
+        __import__("livekit.agents.llm", fromlist=["ChatMessage"]).ChatMessage
+    )
     with pytest.raises(ValueError):
         UserInputTranscribedEvent(transcript="x", is_final=True).speech_started_at = 1.0  # type: ignore[attr-defined]
 

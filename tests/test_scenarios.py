@@ -40,7 +40,9 @@ def comparable(observed: dict[str, Any]) -> dict[str, Any]:
     events = [
         e
         for e in observed["user_input_transcribed"]
-        if e["is_final"] or e["transcript"] == "" or e["source"] != "realtime"
+        if e["is_final"]
+        or e["transcript"] == ""
+        or e["source"] != "realtime"
         or observed.get("provider") == "gemini"
     ]
     items = [

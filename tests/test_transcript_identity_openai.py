@@ -38,7 +38,7 @@ async def test_every_event_of_one_utterance_carries_its_item_and_start(
         await rec.wait_for_finals(1)
 
     events = rec.transcripts
-    assert [e.transcript for e in events][0] == ""  # the speech-stop interim
+    assert events[0].transcript == ""  # the speech-stop interim
     assert {identity(e).item_id for e in events} == {"item_A"}
     assert {identity(e).source for e in events} == {"realtime"}
     starts = {identity(e).speech_started_at for e in events}
@@ -157,12 +157,16 @@ async def test_a_reconnect_starts_a_fresh_audio_timeline(
 ) -> None:
     server = openai_realtime_server
     async with openai_realtime_session(server) as (_, rec):
-        await server.send(oai.speech_started("item_A"), oai.transcription_completed("item_A", "one"))
+        await server.send(
+            oai.speech_started("item_A"), oai.transcription_completed("item_A", "one")
+        )
         await rec.wait_for_finals(1)
         await server.drop()
         await server.wait_for_connection(2, timeout=15)
         await server.wait_for_client_event("session.update", count=2, timeout=15)
-        await server.send(oai.speech_started("item_B"), oai.transcription_completed("item_B", "two"))
+        await server.send(
+            oai.speech_started("item_B"), oai.transcription_completed("item_B", "two")
+        )
         await rec.wait_for_finals(2)
 
     assert [identity(e).item_id for e in rec.finals] == ["item_A", "item_B"]
@@ -184,5 +188,9 @@ async def test_revert_then_apply_switches_the_enrichment_off_and_on(
     async with openai_realtime_session(server) as (_, rec):
         await server.send(oai.speech_started("item_B"), oai.transcription_completed("item_B", "b"))
         await rec.wait_for_finals(1)
-    assert identity(rec.finals[0]) == ("item_B", identity(rec.finals[0]).speech_started_at, "realtime")
+    assert identity(rec.finals[0]) == (
+        "item_B",
+        identity(rec.finals[0]).speech_started_at,
+        "realtime",
+    )
     assert identity(rec.finals[0]).speech_started_at is not None

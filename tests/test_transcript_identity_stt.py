@@ -31,7 +31,11 @@ async def test_two_finals_in_one_turn_share_the_id_of_the_committed_user_message
     async with running_session(session, audio=PacedAudioInput(speed=2.0)) as rec:
         await rec.wait_for(lambda: len(rec.messages("user")) >= 2, timeout=15, what="2 turns")
 
-    first_turn = [e for e in rec.transcripts if e.transcript in ("my number", "my number is", "four", "four seven")]
+    first_turn = [
+        e
+        for e in rec.transcripts
+        if e.transcript in ("my number", "my number is", "four", "four seven")
+    ]
     assert len(first_turn) == 4
     turn_ids = {identity(e).item_id for e in first_turn}
     assert len(turn_ids) == 1 and None not in turn_ids
@@ -59,4 +63,8 @@ async def test_an_interim_and_a_final_without_vad_use_the_first_transcript_as_st
 
     interim, final = rec.transcripts[0], rec.finals[0]
     assert identity(interim).item_id == identity(final).item_id == rec.messages("user")[0].id
-    assert identity(interim).speech_started_at == identity(final).speech_started_at == interim.created_at
+    assert (
+        identity(interim).speech_started_at
+        == identity(final).speech_started_at
+        == interim.created_at
+    )

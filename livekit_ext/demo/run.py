@@ -19,8 +19,11 @@ from livekit_ext.testing import openai_server as oai
 
 CALLER = [
     ("item_hello", ["hi", " I'd like a call back"], "hi I'd like a call back"),
-    ("item_number", ["my number is", " four seven", " nine one", " two three", " five three"],
-     "my number is four seven nine one two three five three"),  # the caller said "five eight"
+    (
+        "item_number",
+        ["my number is", " four seven", " nine one", " two three", " five three"],
+        "my number is four seven nine one two three five three",
+    ),  # the caller said "five eight"
 ]
 
 
@@ -50,7 +53,7 @@ async def _offline(provider: str) -> int:
         return 2
     async with OpenAIRealtimeServer() as server:
         model = openai.realtime.RealtimeModel(base_url=server.base_url, api_key="demo")
-        session: AgentSession = AgentSession(llm=model)
+        session: AgentSession[Any] = AgentSession(llm=model)
         table = UtteranceTable(session, time.time())
         await session.start(Agent(instructions="Take the caller's phone number."))
         await server.wait_for_client_event("session.update")

@@ -13,13 +13,14 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
 logger = logging.getLogger("livekit_ext.testing")
 
 ClientEventPredicate = Callable[[dict[str, Any]], bool]
+_Server = TypeVar("_Server", bound="LoopbackServer")
 
 
 @dataclass
@@ -48,7 +49,7 @@ class LoopbackServer:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def __aenter__(self) -> LoopbackServer:
+    async def __aenter__(self: _Server) -> _Server:
         await self.start()
         return self
 

@@ -11,7 +11,9 @@ from livekit import rtc
 from livekit.agents.voice import io
 
 
-def silence(seconds: float, *, sample_rate: int = 24000, frame_ms: int = 20) -> list[rtc.AudioFrame]:
+def silence(
+    seconds: float, *, sample_rate: int = 24000, frame_ms: int = 20
+) -> list[rtc.AudioFrame]:
     samples = sample_rate * frame_ms // 1000
     count = max(1, round(seconds * 1000 / frame_ms))
     return [rtc.AudioFrame(b"\0\0" * samples, sample_rate, 1, samples) for _ in range(count)]
@@ -52,9 +54,13 @@ class PacedAudioInput(io.AudioInput):
     async def __anext__(self) -> rtc.AudioFrame:
         if self._closed:
             raise StopAsyncIteration
-        frame = self._queue.popleft() if self._queue else silence(
-            self.frame_ms / 1000, sample_rate=self.sample_rate, frame_ms=self.frame_ms
-        )[0]
+        frame = (
+            self._queue.popleft()
+            if self._queue
+            else silence(
+                self.frame_ms / 1000, sample_rate=self.sample_rate, frame_ms=self.frame_ms
+            )[0]
+        )
         now = time.time()
         if self._started_at is None:
             self._started_at = now

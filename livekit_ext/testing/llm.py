@@ -8,7 +8,7 @@ from livekit.agents import llm, utils
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
 
-class ScriptedLLM(llm.LLM):
+class ScriptedLLM(llm.LLM):  # type: ignore[type-arg]  # generic from 1.8 only
     """Replies ``reply`` to every request; ``requests`` keeps each chat context it was sent."""
 
     def __init__(self, reply: str = "ok") -> None:

@@ -71,8 +71,12 @@ class OpenAIRealtimeServer(LoopbackServer):
             {
                 "type": "session.created",
                 "event_id": _event_id(),
-                "session": {"type": "realtime", "id": f"sess_{len(self.connections)}",
-                            "object": "realtime.session", "model": self.model},
+                "session": {
+                    "type": "realtime",
+                    "id": f"sess_{len(self.connections)}",
+                    "object": "realtime.session",
+                    "model": self.model,
+                },
             },
             conn=conn,
         )

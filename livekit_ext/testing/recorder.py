@@ -36,5 +36,7 @@ class SessionRecorder:
             await asyncio.sleep(0.01)
 
     async def wait_for_finals(self, count: int, *, timeout: float = 5.0) -> list[Any]:
-        await self.wait_for(lambda: len(self.finals) >= count, timeout=timeout, what=f"{count} finals")
+        await self.wait_for(
+            lambda: len(self.finals) >= count, timeout=timeout, what=f"{count} finals"
+        )
         return self.finals

@@ -36,6 +36,8 @@ from .openai_server import OpenAIRealtimeServer
 from .recorder import SessionRecorder
 from .sessions import gemini_realtime_session, openai_realtime_session
 
+_HANDSHAKES = ("session.update", "setup")  # the first client event of OpenAI / Gemini
+
 TIME_RESOLUTION = 0.1
 """Times are snapshotted as offsets from the scenario start, floored to 100 ms steps: a time
 is never earlier than the step that caused it and loopback hops on a loaded 2-core machine
@@ -88,20 +90,20 @@ async def play_steps(scenario: Scenario, server: Any, recorder: SessionRecorder,
         if (wait := step.get("wait")) is not None:
             count = int(step.get("count", 1))
             if wait == "connection":
-                await server.wait_for_connection(count, timeout=15)
-                await server.wait_until(
-                    lambda: any(
-                        e.get("type") in ("session.update", "setup")
-                        for e in server.connections[count - 1].client_events
-                    ),
-                    timeout=15,
-                )
+                conn = await server.wait_for_connection(count, timeout=15)
+
+                def handshaken(c: Any = conn) -> bool:
+                    return any(e.get("type") in _HANDSHAKES for e in c.client_events)
+
+                await server.wait_until(handshaken, timeout=15)
             elif wait == "finals":
                 await recorder.wait_for_finals(count, timeout=10)
             elif wait == "items":
-                await recorder.wait_for(
-                    lambda: len(recorder.items) >= count, timeout=10, what=f"{count} items"
-                )
+
+                def enough_items(n: int = count) -> bool:
+                    return len(recorder.items) >= n
+
+                await recorder.wait_for(enough_items, timeout=10, what=f"{count} items")
             else:
                 raise ValueError(f"scenario {scenario.name}: unknown wait {wait!r}")
     await asyncio.sleep(float(scenario.expect.get("settle", 0.3)))
@@ -150,7 +152,7 @@ def normalise(
     def offset(value: Any) -> float | None:
         if value is None:
             return None
-        return round(math.floor((value - t0 + 0.01) / TIME_RESOLUTION) * TIME_RESOLUTION, 1)
+        return round(math.floor((float(value) - t0 + 0.01) / TIME_RESOLUTION) * TIME_RESOLUTION, 1)
 
     transcripts = [
         {

@@ -14,7 +14,7 @@ from .recorder import SessionRecorder
 
 @asynccontextmanager
 async def running_session(
-    session: AgentSession, agent: Agent | None = None, *, audio: Any = None
+    session: AgentSession[Any], agent: Agent | None = None, *, audio: Any = None
 ) -> AsyncIterator[SessionRecorder]:
     """Start ``session`` (optionally fed by ``audio``), yield its recorder, always close it."""
     if audio is not None:
@@ -36,7 +36,7 @@ async def openai_realtime_session(
     audio: Any = None,
     model_kwargs: dict[str, Any] | None = None,
     **session_kwargs: Any,
-) -> AsyncIterator[tuple[AgentSession, SessionRecorder]]:
+) -> AsyncIterator[tuple[AgentSession[Any], SessionRecorder]]:
     """An AgentSession whose llm is the real OpenAI realtime plugin pointed at ``server``.
 
     Yields once the plugin's first ``session.update`` reached the server.
@@ -46,7 +46,7 @@ async def openai_realtime_session(
     model = openai.realtime.RealtimeModel(
         base_url=server.base_url, api_key="test", **(model_kwargs or {})
     )
-    session: AgentSession = AgentSession(llm=model, **session_kwargs)
+    session: AgentSession[Any] = AgentSession(llm=model, **session_kwargs)
     connected_before = len(server.connections)
     async with running_session(session, audio=audio) as recorder:
         conn = await server.wait_for_connection(connected_before + 1)
@@ -63,11 +63,12 @@ async def gemini_realtime_session(
     audio: Any = None,
     model_kwargs: dict[str, Any] | None = None,
     **session_kwargs: Any,
-) -> AsyncIterator[tuple[AgentSession, SessionRecorder]]:
+) -> AsyncIterator[tuple[AgentSession[Any], SessionRecorder]]:
     """An AgentSession whose llm is the real Gemini Live plugin pointed at ``server``
     (a :class:`~livekit_ext.testing.gemini_server.GeminiLiveServer`); yields once set up."""
-    session: AgentSession = AgentSession(llm=server.realtime_model(**(model_kwargs or {})),
-                                         **session_kwargs)
+    session: AgentSession[Any] = AgentSession(
+        llm=server.realtime_model(**(model_kwargs or {})), **session_kwargs
+    )
     connected_before = len(server.connections)
     async with running_session(session, audio=audio) as recorder:
         await server.wait_for_setup(connected_before + 1)

@@ -12,7 +12,12 @@ from typing import Any, Literal
 
 from livekit import rtc
 from livekit.agents import APIConnectionError, stt, utils
-from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
+from livekit.agents.types import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    NOT_GIVEN,
+    APIConnectOptions,
+    NotGivenOr,
+)
 
 ScriptedKind = Literal["start", "interim", "final", "end", "error"]
 
@@ -34,7 +39,7 @@ class Say:
     delay: float = 0.0
 
 
-class ScriptedSTT(stt.STT):
+class ScriptedSTT(stt.STT):  # type: ignore[type-arg]  # generic from 1.8 only
     """Streams ``script`` against the pushed audio; ``streams`` records every stream opened."""
 
     def __init__(self, script: list[Say], *, label: str = "scripted-stt") -> None:
@@ -69,7 +74,9 @@ class ScriptedSTT(stt.STT):
 
 
 class ScriptedSpeechStream(stt.SpeechStream):
-    def __init__(self, *, stt: ScriptedSTT, script: list[Say], conn_options: APIConnectOptions) -> None:
+    def __init__(
+        self, *, stt: ScriptedSTT, script: list[Say], conn_options: APIConnectOptions
+    ) -> None:
         super().__init__(stt=stt, conn_options=conn_options)
         self._script = list(script)
         self.audio_seconds = 0.0
@@ -102,7 +109,9 @@ class ScriptedSpeechStream(stt.SpeechStream):
 
 
 def _event(kind: ScriptedKind, text: str) -> stt.SpeechEvent:
-    alternatives = [stt.SpeechData(language="en", text=text)] if kind in ("interim", "final") else []
+    spoken = kind in ("interim", "final")
+    language: Any = "en"  # a LanguageCode from 1.8 on, a plain str before
+    alternatives = [stt.SpeechData(language=language, text=text)] if spoken else []
     return stt.SpeechEvent(
         type=_EVENT_TYPES[kind], request_id=utils.shortuuid("req_"), alternatives=alternatives
     )
