@@ -1,0 +1,113 @@
+"""Pure logic: the audio timeline, bounded maps, and Utterances' dedup and memory bound."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from livekit import rtc
+from livekit.agents.voice.events import UserInputTranscribedEvent
+
+import livekit_ext
+from livekit_ext._timeline import AudioTimeline, parse_duration
+from livekit_ext.transcript_identity import RealtimeTrack, _BoundedMap
+
+pytestmark = pytest.mark.unit
+
+
+def test_an_offset_maps_to_when_its_sample_was_captured() -> None:
+    timeline = AudioTimeline()
+    for i in range(50):  # 1 s of 20 ms frames pushed in real time from t=100.02
+        timeline.pushed(0.02, now=100.02 + i * 0.02)
+    assert timeline.wall_time_at(0.0) == pytest.approx(100.0)
+    assert timeline.wall_time_at(0.5) == pytest.approx(100.5)
+    # a 2 s gap with no audio, then more: offsets after the gap map past it
+    for i in range(10):
+        timeline.pushed(0.02, now=103.02 + i * 0.02)
+    assert timeline.wall_time_at(1.1) == pytest.approx(103.1)
+    timeline.reset()
+    assert timeline.wall_time_at(0.1) is None
+
+
+def test_audio_fed_faster_than_real_time_stays_one_run() -> None:
+    timeline = AudioTimeline()
+    for _ in range(100):
+        timeline.pushed(0.02, now=50.0)
+    assert timeline.wall_time_at(1.0) == pytest.approx(50.98)
+
+
+def test_a_provider_start_is_clamped_to_its_arrival() -> None:
+    track = RealtimeTrack()
+    track.timeline.pushed(1.0, now=10.0)  # audio captured over [9, 10)
+    track.provider_speech_started("item_A", arrival=9.2, audio_offset=0.5)  # maps to 9.5
+    assert track.starts["item_A"] == 9.2
+    track.provider_speech_started("item_B", arrival=12.0, audio_offset=0.5)
+    assert track.starts["item_B"] == 9.5
+
+
+def test_durations_parse_like_protobuf_json() -> None:
+    assert parse_duration("1.500s") == 1.5
+    assert parse_duration(2) == 2.0
+    assert parse_duration("soon") is None
+    assert parse_duration(None) is None
+
+
+def test_bounded_map_forgets_the_oldest() -> None:
+    m = _BoundedMap(limit=3)
+    for i in range(10):
+        m[f"k{i}"] = float(i)
+    assert list(m) == ["k7", "k8", "k9"]
+
+
+class _FakeSession(rtc.EventEmitter[str]):
+    pass
+
+
+def _event(item: str, text: str, final: bool) -> Any:
+    ev = UserInputTranscribedEvent(transcript=text, is_final=final)
+    ev.item_id = item
+    ev.source = "realtime"  # type: ignore[attr-defined]
+    ev.speech_started_at = 1.0  # type: ignore[attr-defined]
+    return ev
+
+
+def test_utterances_fire_once_per_item_despite_repeats_and_stragglers() -> None:
+    session = _FakeSession()
+    calls: list[tuple[str, str, str]] = []
+    utterances = livekit_ext.Utterances(session)
+    for name in ("utterance_started", "utterance_updated", "utterance_final"):
+        utterances.on(name, lambda u, name=name: calls.append((name, u.item_id, u.transcript)))
+    for ev in [
+        _event("a", "", False),
+        _event("a", "hel", False),
+        _event("a", "hel", False),
+        _event("a", "hello", True),
+        _event("a", "hello", True),
+        _event("a", "hello again", False),
+        _event("b", "bye", True),
+    ]:
+        session.emit("user_input_transcribed", ev)
+    assert calls == [
+        ("utterance_started", "a", ""),
+        ("utterance_updated", "a", "hel"),
+        ("utterance_final", "a", "hello"),
+        ("utterance_started", "b", ""),
+        ("utterance_final", "b", "bye"),
+    ]
+
+
+def test_utterance_started_reaches_handlers_before_the_first_transcript_does() -> None:
+    session = _FakeSession()
+    order: list[str] = []
+    session.on("user_input_transcribed", lambda ev: order.append("transcribed"))
+    livekit_ext.Utterances(session).on("utterance_started", lambda u: order.append("started"))
+    session.emit("user_input_transcribed", _event("a", "x", False))
+    assert order == ["started", "transcribed"]
+
+
+def test_utterances_memory_is_bounded() -> None:
+    session = _FakeSession()
+    utterances = livekit_ext.Utterances(session, max_items=16)
+    for i in range(10_000):
+        session.emit("user_input_transcribed", _event(f"item_{i}", "x", True))
+    assert len(utterances._items) == 16
