@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from ._registry import ENGINE, FeatureStatus
+from .azure import AzureExplicitNulls
 from .identity import Identity, Source, identity
 from .malformed_frames import MalformedFrames
 from .transcript_identity import TranscriptIdentity
@@ -30,6 +31,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 ENGINE.register(TranscriptIdentity())
+ENGINE.register(AzureExplicitNulls())
 ENGINE.register(MalformedFrames())
 
 
