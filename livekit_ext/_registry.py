@@ -141,6 +141,11 @@ class Feature(ABC):
     def install(self, patcher: Patcher) -> None:
         """Install every wrapper of the feature; raise if something expected is missing."""
 
+    def settle(self, applied: FeatureStatus) -> FeatureStatus:
+        """The final word for ``status()`` once applied, for features that probe on first use
+        (what a probe costs is then paid when it matters, not at import)."""
+        return applied
+
 
 class _Engine:
     def __init__(self) -> None:
@@ -201,10 +206,23 @@ class _Engine:
             self.applied = False
             self._status = {}
 
+    def _settled(self, feature: Feature, applied: FeatureStatus) -> FeatureStatus:
+        if applied.state != "patched":
+            return applied
+        try:
+            return feature.settle(applied)
+        except Exception as e:
+            logger.warning("livekit_ext: settling the status of %s failed: %r", feature.name, e)
+            return applied
+
     def status(self) -> dict[str, FeatureStatus]:
         with self._lock:
             if self.applied:
-                return dict(self._status)
+                return {
+                    f.name: self._settled(f, self._status[f.name])
+                    for f in self._features
+                    if f.name in self._status
+                }
             result: dict[str, FeatureStatus] = {}
             for feature in self._features:
                 try:

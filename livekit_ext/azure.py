@@ -36,7 +36,15 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
-from ._registry import Feature, Patcher, Probe, Wrapper, hook_errors_logged, when_active
+from ._registry import (
+    Feature,
+    FeatureStatus,
+    Patcher,
+    Probe,
+    Wrapper,
+    hook_errors_logged,
+    when_active,
+)
 
 logger = logging.getLogger("livekit_ext")
 
@@ -241,6 +249,40 @@ def _user_transcription_follows_updates(model_cls: Any) -> bool:
     return not model.capabilities.user_transcription
 
 
+_PROBING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "livekit_ext_azure_probing", default=False
+)
+_gaps_found: _Findings | None = None
+
+
+def gaps() -> _Findings:
+    """What the installed release gets wrong, probed once on first use (not at import).
+
+    Probing builds the openai realtime session types (~40 ms of pydantic schema building the
+    first realtime session would otherwise pay); it runs the first time it matters: the first
+    ``with_azure``/``update_options``/``session.update``, or ``status()``.
+    """
+    global _gaps_found
+    if _gaps_found is None:
+        token = _PROBING.set(True)  # our own wrappers pass probe calls straight through
+        try:
+            _gaps_found = find_gaps()
+        finally:
+            _PROBING.reset(token)
+    return _gaps_found
+
+
+def _needed(gap: str) -> bool:
+    """Whether a wrapper must act: not while probing, and only for a gap the release has."""
+    if _PROBING.get():
+        return False
+    try:
+        return bool(getattr(gaps(), gap))
+    except Exception:
+        logger.exception("livekit_ext: probing the Azure realtime plugin failed; left as is")
+        return False
+
+
 def find_gaps() -> _Findings:
     """Probe the installed plugin by behaviour (no network, no event loop)."""
     plugin = _Plugin.load()
@@ -284,6 +326,8 @@ def _with_azure(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """1.4: GA (or no) api-version -> the GA model; preview api-version -> Beta that keeps None."""
+    if not _needed("route_with_azure"):
+        return wrapped(*args, **kwargs)
     plan: tuple[bool, dict[str, Any]] | None = None
     with hook_errors_logged("routing RealtimeModel.with_azure"):
         plan = _plan_with_azure(kwargs)
@@ -369,6 +413,8 @@ def _azure_v1_url(
 ) -> Any:
     """1.4: Azure without api-version is the GA ``/openai/v1/realtime?model=<deployment>``."""
     url = wrapped(*args, **kwargs)
+    if not _needed("v1_url"):
+        return url
     with hook_errors_logged("choosing the Azure GA realtime path"):
         call = inspect.signature(wrapped).bind(*args, **kwargs)
         call.apply_defaults()
@@ -411,6 +457,8 @@ def _flat_session_update(
 ) -> Any:
     """1.5+: the flat (api-version) shape keeps each ``None`` the GA session set explicitly."""
     event = wrapped(*args, **kwargs)
+    if not _needed("flat_nulls"):
+        return event
     with hook_errors_logged("adding explicit nulls to an Azure session.update"):
         if isinstance(event, dict):  # upstream returns the flat shape as a dict, GA as a model
             session = kwargs["session"] if "session" in kwargs else args[1]
@@ -434,6 +482,8 @@ def _model_update_options(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """Remember what the caller gave (for the sessions) and keep capabilities in step."""
+    if not (_needed("only_given_updates") or _needed("sync_user_transcription")):
+        return wrapped(*args, **kwargs)
     given: frozenset[str] = frozenset()
     token: contextvars.Token[frozenset[str] | None] | None = None
     with hook_errors_logged("reading update_options arguments"):
@@ -459,7 +509,7 @@ def _session_update_options(
 ) -> Any:
     """1.4 GA: a setting the caller did not touch is not sent again (no nulls out of nowhere)."""
     given = _GIVEN_BY_CALLER.get()
-    if given is not None:
+    if given is not None and _needed("only_given_updates"):
         with hook_errors_logged("dropping untouched settings from update_options"):
             from livekit.agents.types import NOT_GIVEN
 
@@ -480,37 +530,33 @@ class AzureExplicitNulls(Feature):
         "preview api-versions and sends explicit nulls on the wire"
     )
 
-    def __init__(self) -> None:
-        self._found: _Findings | None = None
-
     def probe(self) -> Probe:
         try:
-            found = find_gaps()
+            _Plugin.load()
         except ImportError as e:
             return Probe("unsupported", f"livekit-plugins-openai realtime is not importable: {e}")
-        self._found = found
+        return Probe("patchable", "wrappers act only where the installed release loses a None")
+
+    def install(self, patcher: Patcher) -> None:
+        """Wrap every place a ``None`` can be lost; each wrapper acts only for a real gap."""
+        plugin = _Plugin.load()
+        patcher.wrap(plugin.model, "with_azure", _with_azure)
+        original = vars(plugin.engine)["process_base_url"]
+        patcher.replace(
+            plugin.engine, "process_base_url", _module_function_wrapper(original, _azure_v1_url)
+        )
+        if hasattr(plugin.session, "_wrap_session_update"):
+            patcher.wrap(plugin.session, "_wrap_session_update", _flat_session_update)
+        patcher.wrap(plugin.model, "update_options", _model_update_options)
+        if plugin.beta_model is not None:
+            patcher.wrap(plugin.beta_model, "update_options", _model_update_options)
+        patcher.wrap(plugin.session, "update_options", _session_update_options)
+
+    def settle(self, applied: FeatureStatus) -> FeatureStatus:
+        found = gaps()
         if not found.any:
-            return Probe(
+            return FeatureStatus(
                 "native",
                 "with_azure accepts None on GA deployments and every session.update keeps it",
             )
-        return Probe("patchable", "; ".join(found.reasons))
-
-    def install(self, patcher: Patcher) -> None:
-        found = self._found or find_gaps()
-        plugin = _Plugin.load()
-        if found.route_with_azure:
-            patcher.wrap(plugin.model, "with_azure", _with_azure)
-        if found.v1_url:
-            original = vars(plugin.engine)["process_base_url"]
-            patcher.replace(
-                plugin.engine, "process_base_url", _module_function_wrapper(original, _azure_v1_url)
-            )
-        if found.flat_nulls:
-            patcher.wrap(plugin.session, "_wrap_session_update", _flat_session_update)
-        if found.only_given_updates or found.sync_user_transcription:
-            patcher.wrap(plugin.model, "update_options", _model_update_options)
-            if plugin.beta_model is not None and found.sync_user_transcription:
-                patcher.wrap(plugin.beta_model, "update_options", _model_update_options)
-        if found.only_given_updates:
-            patcher.wrap(plugin.session, "update_options", _session_update_options)
+        return FeatureStatus("patched", "; ".join(found.reasons))
