@@ -74,6 +74,7 @@ class RealtimeTrack:
     def __init__(self) -> None:
         self.timeline = AudioTimeline()
         self.starts = _BoundedMap()
+        self.stops = _BoundedMap()
         self.last_stopped_item: str | None = None
         self.connections = 0
         self._pending_provider_start: float | None = None
@@ -102,6 +103,17 @@ class RealtimeTrack:
     def vad_speech_started(self, started: float) -> None:
         self._pending_vad_start = started
 
+    def provider_speech_stopped(
+        self, item_id: str | None, *, arrival: float, audio_offset: float | None
+    ) -> None:
+        """The provider said speech ended: keep when, for matching a parallel STT by time."""
+        self.last_stopped_item = item_id
+        stopped = arrival
+        if audio_offset is not None and (mapped := self.timeline.wall_time_at(audio_offset)):
+            stopped = min(mapped, arrival)
+        if item_id:
+            self.stops[item_id] = stopped
+
     def bind_pending(self, item_id: str) -> None:
         """A new item appeared: it owns the speech start that was waiting for it."""
         if item_id in self.starts:
@@ -120,7 +132,9 @@ class RealtimeTrack:
         pending = self._pending_provider_start or self._pending_vad_start
         self._pending_provider_start = self._pending_vad_start = None
         if pending is not None and time.time() - pending > _PENDING_START_MAX_AGE:
-            logger.debug("livekit_ext: dropping a speech start older than %ss", _PENDING_START_MAX_AGE)
+            logger.debug(
+                "livekit_ext: dropping a speech start older than %ss", _PENDING_START_MAX_AGE
+            )
             return None
         return pending
 
@@ -308,16 +322,26 @@ def _vad_start_time(args: Any, kwargs: Any) -> float:
 
 @when_active(FEATURE)
 def _on_end_of_turn(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    """The turn is committed: its user ChatMessage (built in a task started here) takes its id."""
+    """The turn ends: its user ChatMessage (built in a task started here) takes its id.
+
+    Upstream returns False when it does not commit the turn (too few words to interrupt, a
+    backchannel): the utterance then goes on, and so does its id.
+    """
     box = None
+    track: PipelineTrack | None = None
     with hook_errors_logged("closing an STT turn"):
-        if (turn := pipeline_track(instance._session).end_turn()) is not None:
-            box = _OneShotId(turn)
+        track = pipeline_track(instance._session)
+        if track.current_turn is not None:
+            box = _OneShotId(track.current_turn)
     token = _TURN_MESSAGE_ID.set(box)
     try:
-        return wrapped(*args, **kwargs)
+        committed = wrapped(*args, **kwargs)
     finally:
         _TURN_MESSAGE_ID.reset(token)
+    if committed is not False and track is not None and box is not None:
+        with hook_errors_logged("closing an STT turn"):
+            track.end_turn()
+    return committed
 
 
 @when_active(FEATURE)
@@ -383,7 +407,12 @@ def _on_openai_event(track: RealtimeTrack, event: Any) -> None:
                 audio_offset=ms / 1000 if isinstance(ms, (int, float)) else None,
             )
         elif kind == "input_audio_buffer.speech_stopped":
-            track.last_stopped_item = event.get("item_id") or None
+            ms = event.get("audio_end_ms")
+            track.provider_speech_stopped(
+                event.get("item_id") or None,
+                arrival=time.time(),
+                audio_offset=ms / 1000 if isinstance(ms, (int, float)) else None,
+            )
 
 
 # -- Gemini --------------------------------------------------------------------------------
@@ -466,7 +495,9 @@ class TranscriptIdentity(Feature):
 
         self._add_fields(patcher)
         patcher.wrap(AgentSession, "_user_input_transcribed", _funnel)
-        patcher.wrap(AgentActivity, "_on_input_audio_transcription_completed", _on_realtime_transcription)
+        patcher.wrap(
+            AgentActivity, "_on_input_audio_transcription_completed", _on_realtime_transcription
+        )
         patcher.wrap(AgentActivity, "_on_input_speech_stopped", _on_realtime_speech_stopped)
         patcher.wrap(AgentActivity, "on_interim_transcript", _on_stt_transcript)
         patcher.wrap(AgentActivity, "on_final_transcript", _on_stt_transcript)

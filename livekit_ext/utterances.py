@@ -59,13 +59,16 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         self._max_items = max_items
         self._items: OrderedDict[str, _Item] = OrderedDict()
         self._missing_id_logged = False
-        _listen_first(session, "user_input_transcribed", self._on_transcribed)
+        self._closed = False
+        _observe_before_listeners(session, "user_input_transcribed", self._on_transcribed)
 
     def close(self) -> None:
-        """Stop listening to the session."""
-        self._session.off("user_input_transcribed", self._on_transcribed)
+        """Stop observing the session."""
+        self._closed = True
 
     def _on_transcribed(self, ev: Any) -> None:
+        if self._closed:
+            return
         try:
             self._handle(ev)
         except Exception:
@@ -118,12 +121,19 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         )
 
 
-def _listen_first(emitter: Any, event: str, callback: Any) -> None:
-    """Register ``callback`` ahead of existing listeners, so ``utterance_started`` never
-    reaches a user later than the first ``user_input_transcribed`` of that utterance."""
-    emitter.on(event, callback)
-    listeners = getattr(emitter, "_events", {}).get(event)
-    if isinstance(listeners, dict) and callback in listeners:
-        reordered = {callback: None, **{k: v for k, v in listeners.items() if k != callback}}
-        listeners.clear()
-        listeners.update(reordered)
+def _observe_before_listeners(emitter: Any, event: str, observer: Any) -> None:
+    """Call ``observer`` for ``event`` before the emitter's listeners run.
+
+    ``utterance_started`` must never reach a user later than the first
+    ``user_input_transcribed`` of that utterance, whatever the order handlers were
+    registered in; and older livekit-rtc keeps listeners in a set (no order at all). So the
+    session's own ``emit`` is wrapped, on this instance only.
+    """
+    emit = emitter.emit
+
+    def emit_observed(name: Any, *args: Any) -> None:
+        if name == event and args:
+            observer(args[0])
+        emit(name, *args)
+
+    emitter.emit = emit_observed

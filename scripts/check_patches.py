@@ -66,15 +66,6 @@ UNCOVERED_FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "malformed_frames": ("tests/test_scenarios.py::test_scenario[openai_bad_malformed_json]",),
 }
 
-# Tests that exercise the extension itself (revert()/apply() switching the enrichment off and
-# on) but are not yet marked to skip under LIVEKIT_EXT_DISABLE=1 as tests/test_apply_revert.py
-# is. Upstream with the series applied has the behaviour natively, so there is nothing to
-# switch off. Remove a line once its test carries the skip marker.
-EXTENSION_ONLY_TESTS: tuple[str, ...] = (
-    "tests/test_transcript_identity_openai.py::test_revert_then_apply_switches_the_enrichment_off_and_on",
-    "tests/test_gemini_transcript_identity.py::test_revert_removes_the_fields_and_apply_restores_them",
-    "tests/test_gemini_transcript_identity.py::test_a_session_started_while_reverted_is_left_alone",
-)
 
 GIT_IDENTITY = (
     "-c",
@@ -358,7 +349,7 @@ def deselected(covered: set[str]) -> list[str]:
         if feature not in covered
         for t in tests
     ]
-    return [*ids, *EXTENSION_ONLY_TESTS]
+    return ids
 
 
 def run_suites(python: Path, tree: Path, covered: set[str]) -> None:

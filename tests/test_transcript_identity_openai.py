@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -15,6 +16,7 @@ from livekit_ext.testing.audio import PacedAudioInput
 from livekit_ext.testing.sessions import openai_realtime_session
 
 pytestmark = pytest.mark.wire
+EXTENSION_DISABLED = os.environ.get("LIVEKIT_EXT_DISABLE") == "1"
 
 
 def _by_item(events: list, item_id: str) -> list:
@@ -100,8 +102,8 @@ async def test_a_late_transcript_keeps_its_own_utterance_start(
     assert identity(final_b).item_id == "item_B"
     start_a, start_b = identity(final_a).speech_started_at, identity(final_b).speech_started_at
     assert start_a is not None and start_b is not None
-    assert start_b - start_a >= 0.3
-    assert final_a.created_at - start_a >= 0.6
+    assert start_b - start_a >= 0.25  # 0.3 s apart, less an early timer
+    assert final_a.created_at - start_a >= 0.55
 
 
 async def test_speech_start_is_mapped_from_the_audio_offset_when_audio_flows(
@@ -173,6 +175,7 @@ async def test_a_reconnect_starts_a_fresh_audio_timeline(
     assert all(identity(e).speech_started_at is not None for e in rec.finals)
 
 
+@pytest.mark.skipif(EXTENSION_DISABLED, reason="exercises the extension itself")
 async def test_revert_then_apply_switches_the_enrichment_off_and_on(
     openai_realtime_server: OpenAIRealtimeServer,
 ) -> None:

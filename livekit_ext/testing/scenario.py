@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,11 +37,8 @@ from .sessions import gemini_realtime_session, openai_realtime_session
 
 _HANDSHAKES = ("session.update", "setup")  # the first client event of OpenAI / Gemini
 
-TIME_RESOLUTION = 0.1
-"""Times are snapshotted as offsets from the scenario start, floored to 100 ms steps: a time
-is never earlier than the step that caused it and loopback hops on a loaded 2-core machine
-take up to tens of ms, so flooring (with 10 ms of slack for an early timer) keeps a time in its
-step's bucket. Scenarios place their steps on multiples of 100 ms."""
+TIMER_SLACK = 0.02
+"""An event loop timer may fire this much early; a time this close before a step is its."""
 
 
 @dataclass
@@ -53,6 +49,10 @@ class Scenario:
     description: str = ""
     audio: bool = False
     expect: dict[str, Any] = field(default_factory=dict)
+
+    def step_times(self) -> list[float]:
+        """The ``at`` of every timed step, ascending."""
+        return sorted({float(step["at"]) for step in self.steps if "at" in step})
 
     @classmethod
     def load(cls, path: Path) -> Scenario:
@@ -116,7 +116,9 @@ async def run_openai_scenario(scenario: Scenario) -> dict[str, Any]:
         async with openai_realtime_session(server, audio=mic) as (_, recorder):
             t0 = time.time()
             await play_steps(scenario, server, recorder, t0)
-        return normalise(recorder, t0, session_updates=server.session_updates())
+        return normalise(
+            recorder, t0, scenario.step_times(), session_updates=server.session_updates()
+        )
 
 
 async def run_gemini_scenario(scenario: Scenario) -> dict[str, Any]:
@@ -128,7 +130,7 @@ async def run_gemini_scenario(scenario: Scenario) -> dict[str, Any]:
         async with gemini_realtime_session(server, audio=mic) as (_, recorder):
             t0 = time.time()
             await play_steps(scenario, server, recorder, t0)
-        return normalise(recorder, t0)
+        return normalise(recorder, t0, scenario.step_times())
 
 
 async def run_scenario(scenario: Scenario) -> dict[str, Any]:
@@ -139,9 +141,18 @@ async def run_scenario(scenario: Scenario) -> dict[str, Any]:
 
 
 def normalise(
-    recorder: SessionRecorder, t0: float, *, session_updates: list[dict[str, Any]] | None = None
+    recorder: SessionRecorder,
+    t0: float,
+    step_times: list[float],
+    *,
+    session_updates: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """What a snapshot holds: ids by order of appearance, times as rounded offsets."""
+    """What a snapshot holds: ids by order of appearance, times as the step that caused them.
+
+    A time is written as the ``at`` of the latest scenario step at or before it: an utterance
+    that began with the step at 0.5 s reads 0.5 however long the loopback hop took on a
+    loaded machine, and one that began earlier (a late transcript) keeps its earlier step.
+    """
     ids: dict[str, str] = {}
 
     def item(value: Any) -> str | None:
@@ -152,7 +163,9 @@ def normalise(
     def offset(value: Any) -> float | None:
         if value is None:
             return None
-        return round(math.floor((float(value) - t0 + 0.01) / TIME_RESOLUTION) * TIME_RESOLUTION, 1)
+        elapsed = float(value) - t0 + TIMER_SLACK
+        earlier = [at for at in step_times if at <= elapsed]
+        return earlier[-1] if earlier else round(elapsed, 1)
 
     transcripts = [
         {
