@@ -13,6 +13,7 @@ from ._registry import ENGINE, FeatureStatus
 from .azure import AzureExplicitNulls
 from .identity import Identity, Source, identity
 from .malformed_frames import MalformedFrames
+from .parallel_stt import ParallelSTT, TranscriptLog, enable_parallel_stt, transcripts
 from .transcript_identity import TranscriptIdentity
 from .utterances import Utterance, Utterances
 
@@ -20,18 +21,22 @@ __all__ = [
     "FeatureStatus",
     "Identity",
     "Source",
+    "TranscriptLog",
     "Utterance",
     "Utterances",
     "apply",
+    "enable_parallel_stt",
     "identity",
     "revert",
     "status",
+    "transcripts",
 ]
 
 __version__ = "0.1.0"
 
 ENGINE.register(TranscriptIdentity())
 ENGINE.register(AzureExplicitNulls())
+ENGINE.register(ParallelSTT())
 ENGINE.register(MalformedFrames())
 
 
