@@ -516,13 +516,17 @@ class TranscriptIdentity(Feature):
         for name in _missing_fields():
             fields[name] = _NEW_FIELDS[name]
 
-        def restore() -> None:
-            cls.__pydantic_fields__ = original
+        def rebuild(with_fields: dict[str, FieldInfo]) -> None:
+            cls.__pydantic_fields__ = with_fields
             cls.model_rebuild(force=True)
+            # pydantic >= 2.11 memoizes a setattr handler per attribute name on the class;
+            # one memoized while our fields existed would keep accepting them after revert
+            handlers = vars(cls).get("__pydantic_setattr_handlers__")
+            if isinstance(handlers, dict):
+                handlers.clear()
 
-        cls.__pydantic_fields__ = fields
-        patcher.on_undo(restore)
-        cls.model_rebuild(force=True)
+        patcher.on_undo(lambda: rebuild(original))
+        rebuild(fields)
 
     def _install_gemini(self, patcher: Patcher) -> None:
         try:

@@ -164,3 +164,88 @@ def transcription_failed(item_id: str, message: str = "transcription failed") ->
         "content_index": 0,
         "error": {"type": "server_error", "code": "transcription_failed", "message": message},
     }
+
+
+def _response(response_id: str, status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": response_id, "object": "realtime.response", "status": status, "output": output}
+
+
+def function_call(
+    response_id: str, item_id: str, call_id: str, name: str, arguments: str = "{}"
+) -> list[dict[str, Any]]:
+    """A whole server-initiated response that calls one function tool."""
+    item = {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "function_call",
+        "status": "in_progress",
+        "call_id": call_id,
+        "name": name,
+        "arguments": "",
+    }
+    done = {**item, "status": "completed", "arguments": arguments}
+    return [
+        {"type": "response.created", "response": _response(response_id, "in_progress", [])},
+        {
+            "type": "response.output_item.added",
+            "response_id": response_id,
+            "output_index": 0,
+            "item": item,
+        },
+        {
+            "type": "response.function_call_arguments.done",
+            "response_id": response_id,
+            "item_id": item_id,
+            "output_index": 0,
+            "call_id": call_id,
+            "name": name,
+            "arguments": arguments,
+        },
+        {
+            "type": "response.output_item.done",
+            "response_id": response_id,
+            "output_index": 0,
+            "item": done,
+        },
+        {"type": "response.done", "response": _response(response_id, "completed", [done])},
+    ]
+
+
+def assistant_reply(response_id: str, item_id: str, text: str) -> list[dict[str, Any]]:
+    """A whole response with one assistant message: audio and its transcript."""
+    msg = {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "message",
+        "role": "assistant",
+        "status": "in_progress",
+        "content": [],
+    }
+    done = {**msg, "status": "completed", "content": [{"type": "output_audio", "transcript": text}]}
+    part = {"response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0}
+    return [
+        {"type": "response.created", "response": _response(response_id, "in_progress", [])},
+        {
+            "type": "response.output_item.added",
+            "response_id": response_id,
+            "output_index": 0,
+            "item": msg,
+        },
+        {"type": "conversation.item.added", "previous_item_id": None, "item": msg},
+        {
+            "type": "response.content_part.added",
+            **part,
+            "part": {"type": "audio", "transcript": ""},
+        },
+        {"type": "response.output_audio_transcript.delta", **part, "delta": text},
+        {"type": "response.output_audio.delta", **part, "delta": "AAAAAAAAAAAAAAAA"},
+        {"type": "response.output_audio.done", **part},
+        {"type": "response.output_audio_transcript.done", **part, "transcript": text},
+        {
+            "type": "response.output_item.done",
+            "response_id": response_id,
+            "output_index": 0,
+            "item": done,
+        },
+        {"type": "response.done", "response": _response(response_id, "completed", [done])},
+    ]
