@@ -38,6 +38,11 @@ class PacedAudioInput(io.AudioInput):
         self._deliveries: list[tuple[float, float]] = []  # (audio offset, wall time)
         self._closed = False
 
+    @property
+    def started_at(self) -> float | None:
+        """Wall time at which the session took the first frame (audio offset 0)."""
+        return self._started_at
+
     def push(self, frames: Iterable[rtc.AudioFrame]) -> None:
         self._queue.extend(frames)
 

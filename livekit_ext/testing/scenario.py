@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ class Scenario:
     description: str = ""
     audio: bool = False
     expect: dict[str, Any] = field(default_factory=dict)
+    stt_script: list[dict[str, Any]] = field(default_factory=list)
+    """For ``provider: "stt"``: what the scripted STT says, by seconds of audio consumed."""
 
     def step_times(self) -> list[float]:
         """The ``at`` of every timed step, ascending."""
@@ -64,6 +67,7 @@ class Scenario:
             description=data.get("description", ""),
             audio=bool(data.get("audio", False)),
             expect=data.get("expect", {}),
+            stt_script=data.get("stt_script", []),
         )
 
 
@@ -81,6 +85,8 @@ async def play_steps(scenario: Scenario, server: Any, recorder: SessionRecorder,
             delay = t0 + float(step["at"]) - time.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+        if server is None and any(key in step for key in ("send", "send_raw", "drop")):
+            raise ValueError(f"scenario {scenario.name}: an STT scenario has no server to drive")
         if "send" in step:
             await server.send(*step["send"], validate=not step.get("malformed", False))
         if "send_raw" in step:
@@ -96,6 +102,18 @@ async def play_steps(scenario: Scenario, server: Any, recorder: SessionRecorder,
                     return any(e.get("type") in _HANDSHAKES for e in c.client_events)
 
                 await server.wait_until(handshaken, timeout=15)
+            elif wait == "client_event":
+                if server is None:
+                    raise ValueError(f"scenario {scenario.name}: no server to wait on")
+                await server.wait_for_client_event(
+                    lambda e, kind=step["type"]: e.get("type") == kind or kind in e, timeout=10
+                )
+            elif wait == "user_messages":
+
+                def enough_user_messages(n: int = count) -> bool:
+                    return len(recorder.messages("user")) >= n
+
+                await recorder.wait_for(enough_user_messages, timeout=10, what="user messages")
             elif wait == "finals":
                 await recorder.wait_for_finals(count, timeout=10)
             elif wait == "items":
@@ -116,9 +134,15 @@ async def run_openai_scenario(scenario: Scenario) -> dict[str, Any]:
         async with openai_realtime_session(server, audio=mic) as (_, recorder):
             t0 = time.time()
             await play_steps(scenario, server, recorder, t0)
-        return normalise(
+        observed = normalise(
             recorder, t0, scenario.step_times(), session_updates=server.session_updates()
         )
+        observed["tool_outputs"] = [
+            {"call_id": item.get("call_id"), "output": item.get("output")}
+            for e in server.client_events_of("conversation.item.create")
+            if (item := e.get("item") or {}).get("type") == "function_call_output"
+        ]
+        return observed
 
 
 async def run_gemini_scenario(scenario: Scenario) -> dict[str, Any]:
@@ -130,14 +154,58 @@ async def run_gemini_scenario(scenario: Scenario) -> dict[str, Any]:
         async with gemini_realtime_session(server, audio=mic) as (_, recorder):
             t0 = time.time()
             await play_steps(scenario, server, recorder, t0)
-        return normalise(recorder, t0, scenario.step_times())
+        observed = normalise(recorder, t0, scenario.step_times())
+        observed["tool_outputs"] = [
+            {"id": r.get("id"), "name": r.get("name"), "response": r.get("response")}
+            for e in server.client_events
+            # the plugin writes the message key snake_case and the inner field camelCase
+            for response in [e.get("tool_response") or e.get("toolResponse") or {}]
+            for r in response.get("functionResponses") or response.get("function_responses") or []
+        ]
+        return observed
+
+
+async def run_stt_scenario(scenario: Scenario) -> dict[str, Any]:
+    """An STT pipeline: the scripted STT consumes a paced microphone; a text LLM replies."""
+    from livekit.agents import AgentSession
+
+    from .llm import ScriptedLLM
+    from .sessions import running_session
+    from .stt import Say, ScriptedSTT
+
+    script = [
+        Say(at=float(s["at"]), kind=s["kind"], text=s.get("text", ""), delay=s.get("delay", 0.0))
+        for s in scenario.stt_script
+    ]
+    session: AgentSession[Any] = AgentSession(stt=ScriptedSTT(script), llm=ScriptedLLM())
+    mic = PacedAudioInput()
+    async with running_session(session, audio=mic) as recorder:
+        await play_steps(scenario, None, recorder, time.time())
+    # audio time is the scenario's clock: offset 0 is the first frame the session took
+    t0 = mic.started_at or 0.0
+    return normalise(recorder, t0, sorted({s.at + s.delay for s in script}))
 
 
 async def run_scenario(scenario: Scenario) -> dict[str, Any]:
-    runners = {"openai": run_openai_scenario, "gemini": run_gemini_scenario}
+    runners = {
+        "openai": run_openai_scenario,
+        "gemini": run_gemini_scenario,
+        "stt": run_stt_scenario,
+    }
     if scenario.provider not in runners:
         raise ValueError(f"scenario {scenario.name}: unknown provider {scenario.provider!r}")
     return await runners[scenario.provider](scenario)
+
+
+_ITEMS = ("message", "function_call", "function_call_output")
+
+
+def _item_view(i: Any, item: Callable[[Any], str | None]) -> dict[str, Any]:
+    if i.type == "message":
+        return {"role": i.role, "item_id": item(i.id), "text": i.text_content}
+    if i.type == "function_call":
+        return {"function_call": i.name, "arguments": json.loads(i.arguments or "{}")}
+    return {"function_call_output": i.name, "output": i.output, "is_error": i.is_error}
 
 
 def normalise(
@@ -177,11 +245,7 @@ def normalise(
         }
         for e in recorder.transcripts
     ]
-    items = [
-        {"role": i.role, "item_id": item(i.id), "text": i.text_content}
-        for i in recorder.items
-        if getattr(i, "type", None) == "message"
-    ]
+    items = [_item_view(i, item) for i in recorder.items if getattr(i, "type", None) in _ITEMS]
     result: dict[str, Any] = {"user_input_transcribed": transcripts, "conversation_items": items}
     if session_updates is not None:
         result["session_updates"] = session_updates

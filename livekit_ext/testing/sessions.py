@@ -6,10 +6,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from livekit.agents import Agent, AgentSession
+from livekit.agents import Agent, AgentSession, function_tool
 
 from .openai_server import OpenAIRealtimeServer
 from .recorder import SessionRecorder
+
+
+class ScenarioAgent(Agent):
+    """The agent scenarios run: one function tool, so tool-call turns have something to call."""
+
+    def __init__(self) -> None:
+        super().__init__(instructions="You are a test agent.")
+        self.lookups: list[str] = []
+
+    @function_tool
+    async def lookup(self, query: str) -> str:
+        """Look something up.
+
+        Args:
+            query: what to look up
+        """
+        self.lookups.append(query)
+        return f"result for {query}"
 
 
 @asynccontextmanager
@@ -20,7 +38,7 @@ async def running_session(
     if audio is not None:
         session.input.audio = audio
     recorder = SessionRecorder(session)
-    await session.start(agent or Agent(instructions="You are a test agent."))
+    await session.start(agent or ScenarioAgent())
     try:
         yield recorder
     finally:
