@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -91,10 +92,7 @@ async def _play_the_model(
         await server.send(oai.transcription_delta(item, delta))
         await asyncio.sleep(0.05)
     await server.send(oai.transcription_completed(item, "".join(REALTIME_HEARD)))
-    log = livekit_ext.transcripts(session)
-    deadline = time.monotonic() + 10
-    while log.latest(source="stt") is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await _wait_for_stt_final(session)
     await server.send(*oai.function_call("resp_1", "item_call", "call_1", "save_phone_number"))
     output = await server.wait_for_client_event(
         lambda e: (
@@ -107,6 +105,44 @@ async def _play_the_model(
     said = f"Thanks, I saved {json.dumps(output['item'].get('output'))}."
     await server.send(*oai.assistant_reply("resp_2", "item_reply", said))
     print(f"agent: {said}", flush=True)
+
+
+async def _play_gemini(
+    server: Any, session: Any, mic: PacedAudioInput, meta: dict[str, Any]
+) -> None:
+    """Gemini's side: voiceActivity where the WAV has speech, input transcription, tool call."""
+    from livekit_ext.testing import gemini_server as gem
+
+    start = PRE_ROLL + meta["speech_start"]
+    end = PRE_ROLL + meta["speech_end"]
+    await _wait_for_mic(mic, start)
+    await server.send(gem.voice_activity_start(audio_offset=f"{start:.3f}s"))
+    await _wait_for_mic(mic, end + 0.5)
+    await server.send(gem.voice_activity_end(audio_offset=f"{end:.3f}s"))
+    for chunk in REALTIME_HEARD:
+        await server.send(gem.input_transcription(chunk))
+        await asyncio.sleep(0.05)
+    await _wait_for_stt_final(session)
+    await server.send(gem.tool_call("save_phone_number", {}, "call_1"), gem.turn_complete())
+    await server.wait_for_client_event(
+        lambda e: "tool_response" in e or "toolResponse" in e, timeout=10
+    )
+    said = "Thanks, I saved your number."
+    await server.send(gem.output_transcription(said), gem.turn_complete())
+    print(f"agent: {said}", flush=True)
+
+
+async def _wait_for_mic(mic: PacedAudioInput, offset: float) -> None:
+    """Until the microphone has delivered ``offset`` seconds of audio."""
+    while mic.audio_time < offset:
+        await asyncio.sleep(0.02)
+
+
+async def _wait_for_stt_final(session: Any, timeout: float = 10.0) -> None:
+    log = livekit_ext.transcripts(session)
+    deadline = time.monotonic() + timeout
+    while log.latest(source="stt") is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
 
 
 async def _wait_for_audio(server: OpenAIRealtimeServer, ms: int, rate: int) -> None:
@@ -122,46 +158,105 @@ async def _wait_for_audio(server: OpenAIRealtimeServer, ms: int, rate: int) -> N
     await server.wait_until(lambda: received_ms() >= ms, timeout=30)
 
 
-async def _offline() -> int:
+async def _offline(provider: str) -> int:
     from livekit.agents import AgentSession
-    from livekit.plugins import openai
 
     from .sphinx_stt import PocketSphinxSTT
 
     frames, meta = load_phone_number()
     rate = frames[0].sample_rate
-    async with OpenAIRealtimeServer() as server:
-        model = openai.realtime.RealtimeModel(base_url=server.base_url, api_key="demo")
+    async with _loopback(provider) as server:
+        model = _model(provider, server)
         session: AgentSession[Any] = AgentSession(llm=model, stt=PocketSphinxSTT())
         livekit_ext.enable_parallel_stt(session)
         mic = PacedAudioInput(sample_rate=rate)
         mic.push(silence(PRE_ROLL, sample_rate=rate))
         mic.push(frames)
         session.input.audio = mic
-        started = time.time()
-        table = UtteranceTable(session, started)
+        table = UtteranceTable(session, time.time())
         agent = PhoneAgent()
         print(f"caller says: {' '.join(meta['words'])}  (digits {meta['digits']})", flush=True)
         await session.start(agent)
         try:
-            await asyncio.wait_for(_play_the_model(server, session, meta, 24000), timeout=40)
+            if provider == "gemini":
+                play = _play_gemini(server, session, mic, meta)
+            else:
+                play = _play_the_model(server, session, meta, 24000)
+            await asyncio.wait_for(play, timeout=40)
         finally:
             mic.close()
             await session.aclose()
+            await model.aclose()
         print(
             json.dumps(
-                {"utterances": len(table.rows), "saved": agent.saved, "expected": meta["digits"]}
+                {
+                    "provider": provider,
+                    "utterances": len(table.rows),
+                    "saved": agent.saved,
+                    "expected": meta["digits"],
+                }
             )
         )
         return 0 if agent.saved == meta["digits"] else 1
 
 
+def _loopback(provider: str) -> Any:
+    if provider == "gemini":
+        from livekit_ext.testing.gemini_server import GeminiLiveServer
+
+        return GeminiLiveServer()
+    return OpenAIRealtimeServer()
+
+
+def _model(provider: str, server: Any) -> Any:
+    if provider == "gemini":
+        return server.realtime_model()
+    from livekit.plugins import openai
+
+    return openai.realtime.RealtimeModel(base_url=server.base_url, api_key="demo")
+
+
+async def _live(provider: str) -> int:
+    """The same session against the real service (keys from the environment), the WAV as mic.
+
+    Not exercised by the test suite: it needs credentials and a network this build has not.
+    """
+    from livekit.agents import AgentSession
+
+    from .sphinx_stt import PocketSphinxSTT
+
+    key = "GOOGLE_API_KEY" if provider == "gemini" else "OPENAI_API_KEY"
+    if not os.environ.get(key):
+        print(f"--live talks to the real service: set {key}")
+        return 2
+    if provider == "gemini":
+        from livekit.plugins import google
+
+        model: Any = google.realtime.RealtimeModel()
+    else:
+        from livekit.plugins import openai
+
+        model = openai.realtime.RealtimeModel()
+    frames, meta = load_phone_number()
+    rate = frames[0].sample_rate
+    session: AgentSession[Any] = AgentSession(llm=model, stt=PocketSphinxSTT())
+    livekit_ext.enable_parallel_stt(session)
+    mic = PacedAudioInput(sample_rate=rate)
+    mic.push(silence(PRE_ROLL, sample_rate=rate))
+    mic.push(frames)
+    session.input.audio = mic
+    UtteranceTable(session, time.time())
+    agent = PhoneAgent()
+    await session.start(agent)
+    try:
+        await asyncio.sleep(PRE_ROLL + meta["speech_end"] + 10)
+    finally:
+        mic.close()
+        await session.aclose()
+    print(json.dumps({"provider": provider, "saved": agent.saved, "expected": meta["digits"]}))
+    return 0
+
+
 def run_demo(*, provider: str = "openai", live: bool = False) -> int:
     logging.basicConfig(level=logging.ERROR)
-    if live:
-        print("--live needs real credentials and network access; it is not part of this build")
-        return 2
-    if provider != "openai":
-        print("the offline demo replays the OpenAI wire protocol; for Gemini see tests/scenarios")
-        return 2
-    return asyncio.run(_offline())
+    return asyncio.run(_live(provider) if live else _offline(provider))

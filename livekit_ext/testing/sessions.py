@@ -66,12 +66,15 @@ async def openai_realtime_session(
     )
     session: AgentSession[Any] = AgentSession(llm=model, **session_kwargs)
     connected_before = len(server.connections)
-    async with running_session(session, audio=audio) as recorder:
-        conn = await server.wait_for_connection(connected_before + 1)
-        await server.wait_until(
-            lambda: any(e.get("type") == "session.update" for e in conn.client_events)
-        )
-        yield session, recorder
+    try:
+        async with running_session(session, audio=audio) as recorder:
+            conn = await server.wait_for_connection(connected_before + 1)
+            await server.wait_until(
+                lambda: any(e.get("type") == "session.update" for e in conn.client_events)
+            )
+            yield session, recorder
+    finally:
+        await model.aclose()  # the model owns an HTTP session the AgentSession does not close
 
 
 @asynccontextmanager
