@@ -101,9 +101,10 @@ async def _play_the_model(
         ),
         timeout=10,
     )
-    await server.wait_for_client_event("response.create", timeout=10)
+    create = await server.wait_for_client_event("response.create", timeout=10)
     said = f"Thanks, I saved {json.dumps(output['item'].get('output'))}."
-    await server.send(*oai.assistant_reply("resp_2", "item_reply", said))
+    metadata = (create.get("response") or {}).get("metadata")
+    await server.send(*oai.assistant_reply("resp_2", "item_reply", said, metadata=metadata))
     print(f"agent: {said}", flush=True)
 
 

@@ -166,8 +166,21 @@ def transcription_failed(item_id: str, message: str = "transcription failed") ->
     }
 
 
-def _response(response_id: str, status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"id": response_id, "object": "realtime.response", "status": status, "output": output}
+def _response(
+    response_id: str,
+    status: str,
+    output: list[dict[str, Any]],
+    metadata: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "id": response_id,
+        "object": "realtime.response",
+        "status": status,
+        "output": output,
+    }
+    if metadata is not None:
+        response["metadata"] = metadata
+    return response
 
 
 def function_call(
@@ -211,8 +224,14 @@ def function_call(
     ]
 
 
-def assistant_reply(response_id: str, item_id: str, text: str) -> list[dict[str, Any]]:
-    """A whole response with one assistant message: audio and its transcript."""
+def assistant_reply(
+    response_id: str, item_id: str, text: str, *, metadata: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """A whole response with one assistant message: audio and its transcript.
+
+    ``metadata`` echoes a client ``response.create``'s (the plugin matches its
+    ``generate_reply`` to the response by ``metadata.client_event_id``).
+    """
     msg = {
         "id": item_id,
         "object": "realtime.item",
@@ -224,7 +243,10 @@ def assistant_reply(response_id: str, item_id: str, text: str) -> list[dict[str,
     done = {**msg, "status": "completed", "content": [{"type": "output_audio", "transcript": text}]}
     part = {"response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0}
     return [
-        {"type": "response.created", "response": _response(response_id, "in_progress", [])},
+        {
+            "type": "response.created",
+            "response": _response(response_id, "in_progress", [], metadata),
+        },
         {
             "type": "response.output_item.added",
             "response_id": response_id,
