@@ -6,6 +6,7 @@ the extension applied and with the patch series applied instead.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,13 @@ def comparable(observed: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-async def test_scenario(path: Path, snapshot_json: SnapshotAssertion) -> None:
+async def test_scenario(
+    path: Path, snapshot_json: SnapshotAssertion, caplog: pytest.LogCaptureFixture
+) -> None:
     scenario = Scenario.load(path)
-    observed = await run_scenario(scenario)
+    with caplog.at_level(logging.WARNING):
+        observed = await run_scenario(scenario)
+    if (expected_log := scenario.expect.get("log")) is not None:
+        assert expected_log in caplog.text  # bad input gets a log line that says what happened
     observed["provider"] = scenario.provider
     assert comparable(observed) == snapshot_json

@@ -197,3 +197,34 @@ async def test_revert_then_apply_switches_the_enrichment_off_and_on(
         "realtime",
     )
     assert identity(rec.finals[0]).speech_started_at is not None
+
+
+@pytest.mark.parametrize("api_version", [None, "2025-08-28"], ids=["ga-v1", "ga-dated"])
+async def test_azure_realtime_sessions_carry_the_identity_too(
+    openai_realtime_server: OpenAIRealtimeServer, api_version: str | None
+) -> None:
+    from livekit.agents import AgentSession
+    from livekit.plugins import openai
+
+    from livekit_ext.testing.sessions import running_session
+
+    server = openai_realtime_server
+    model = openai.realtime.RealtimeModel.with_azure(
+        azure_deployment="gpt-realtime",
+        azure_endpoint=server.azure_endpoint,
+        api_key="test",
+        api_version=api_version,
+    )
+    session: AgentSession = AgentSession(llm=model)  # type: ignore[type-arg]
+    try:
+        async with running_session(session) as rec:
+            await server.wait_for_client_event("session.update")
+            assert "/openai/" in server.connection.path  # the Azure path, not /v1/realtime
+            await server.send(oai.speech_started("item_Z"), oai.speech_stopped("item_Z"))
+            await server.send(oai.transcription_completed("item_Z", "hallo"))
+            await rec.wait_for_finals(1)
+    finally:
+        await model.aclose()
+    assert {identity(e).item_id for e in rec.transcripts} == {"item_Z"}
+    assert {identity(e).source for e in rec.transcripts} == {"realtime"}
+    assert len({identity(e).speech_started_at for e in rec.transcripts}) == 1
