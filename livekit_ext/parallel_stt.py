@@ -34,7 +34,7 @@ from weakref import WeakKeyDictionary
 from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
 from .identity import Source, identity
 from .transcript_identity import FEATURE as IDENTITY_FEATURE
-from .transcript_identity import RealtimeTrack, realtime_track
+from .transcript_identity import RealtimeTrack, new_item_id, realtime_track
 
 logger = logging.getLogger("livekit_ext")
 
@@ -305,7 +305,7 @@ def _identify(activity: Any, state: _State, stt_ev: Any, *, is_final: bool) -> t
             started = track.starts.get(item_id, start)
     if item_id is None:
         if utterance.fresh_id is None:
-            utterance.fresh_id = _new_item_id()
+            utterance.fresh_id = new_item_id()
         item_id = utterance.fresh_id
     if is_final:
         state.utterances.finalized(utterance, at)
@@ -318,12 +318,6 @@ def _stamp(call: _HookCall, ev: Any) -> None:
     ev.item_id = item_id
     ev.source = "stt"
     ev.speech_started_at = min(started, ev.created_at)
-
-
-def _new_item_id() -> str:
-    from livekit.agents import utils
-
-    return str(utils.shortuuid("item_"))
 
 
 # -- wrappers ------------------------------------------------------------------------------

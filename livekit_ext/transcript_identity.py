@@ -155,7 +155,7 @@ class PipelineTrack:
 
     def turn_id(self) -> str:
         if self.current_turn is None:
-            self.current_turn = _new_item_id()
+            self.current_turn = new_item_id()
             if self._pending_vad_start is not None:
                 self.starts[self.current_turn] = self._pending_vad_start
                 self._pending_vad_start = None
@@ -169,7 +169,8 @@ class PipelineTrack:
         return self.starts.setdefault(item_id, first_seen)
 
 
-def _new_item_id() -> str:
+def new_item_id() -> str:
+    """A fresh utterance id, shaped like the ids upstream gives chat items."""
     from livekit.agents import utils
 
     return str(utils.shortuuid("item_"))

@@ -160,20 +160,9 @@ async def _wait_for_audio(server: OpenAIRealtimeServer, ms: int, rate: int) -> N
 
 
 async def _offline(provider: str) -> int:
-    from livekit.agents import AgentSession
-
-    from .sphinx_stt import PocketSphinxSTT
-
-    frames, meta = load_phone_number()
-    rate = frames[0].sample_rate
     async with _loopback(provider) as server:
         model = _model(provider, server)
-        session: AgentSession[Any] = AgentSession(llm=model, stt=PocketSphinxSTT())
-        livekit_ext.enable_parallel_stt(session)
-        mic = PacedAudioInput(sample_rate=rate)
-        mic.push(silence(PRE_ROLL, sample_rate=rate))
-        mic.push(frames)
-        session.input.audio = mic
+        session, mic, meta = _phone_call_session(model)
         table = UtteranceTable(session, time.time())
         agent = PhoneAgent()
         print(f"caller says: {' '.join(meta['words'])}  (digits {meta['digits']})", flush=True)
@@ -201,6 +190,23 @@ async def _offline(provider: str) -> int:
         return 0 if agent.saved == meta["digits"] else 1
 
 
+def _phone_call_session(model: Any) -> tuple[Any, PacedAudioInput, dict[str, Any]]:
+    """The realtime ``model`` with PocketSphinx in parallel, the recorded call as microphone."""
+    from livekit.agents import AgentSession
+
+    from .sphinx_stt import PocketSphinxSTT
+
+    frames, meta = load_phone_number()
+    rate = frames[0].sample_rate
+    session: AgentSession[Any] = AgentSession(llm=model, stt=PocketSphinxSTT())
+    livekit_ext.enable_parallel_stt(session)
+    mic = PacedAudioInput(sample_rate=rate)
+    mic.push(silence(PRE_ROLL, sample_rate=rate))
+    mic.push(frames)
+    session.input.audio = mic
+    return session, mic, meta
+
+
 def _loopback(provider: str) -> Any:
     if provider == "gemini":
         from livekit_ext.testing.gemini_server import GeminiLiveServer
@@ -222,10 +228,6 @@ async def _live(provider: str) -> int:
 
     Not exercised by the test suite: it needs credentials and a network this build has not.
     """
-    from livekit.agents import AgentSession
-
-    from .sphinx_stt import PocketSphinxSTT
-
     key = "GOOGLE_API_KEY" if provider == "gemini" else "OPENAI_API_KEY"
     if not os.environ.get(key):
         print(f"--live talks to the real service: set {key}")
@@ -238,14 +240,7 @@ async def _live(provider: str) -> int:
         from livekit.plugins import openai
 
         model = openai.realtime.RealtimeModel()
-    frames, meta = load_phone_number()
-    rate = frames[0].sample_rate
-    session: AgentSession[Any] = AgentSession(llm=model, stt=PocketSphinxSTT())
-    livekit_ext.enable_parallel_stt(session)
-    mic = PacedAudioInput(sample_rate=rate)
-    mic.push(silence(PRE_ROLL, sample_rate=rate))
-    mic.push(frames)
-    session.input.audio = mic
+    session, mic, meta = _phone_call_session(model)
     UtteranceTable(session, time.time())
     agent = PhoneAgent()
     await session.start(agent)
