@@ -79,6 +79,16 @@ class RealtimeTrack:
         self.connections = 0
         self._pending_provider_start: float | None = None
         self._pending_vad_start: float | None = None
+        self.reserved_item: str | None = None
+        """An item id chosen at the provider's speech start, for the item it will create."""
+
+    def take_reserved_item(self) -> str | None:
+        """The reserved id, once, unless its speech start has gone stale."""
+        reserved, self.reserved_item = self.reserved_item, None
+        started = self.starts.get(reserved) if reserved is not None else None
+        if started is None or time.time() - started > _PENDING_START_MAX_AGE:
+            return None
+        return reserved
 
     def connected(self) -> None:
         """A (re)connection: the provider counts audio offsets from zero again."""
@@ -443,15 +453,19 @@ def _on_gemini_message(track: RealtimeTrack, message: Any) -> None:
         return
     activity = getattr(message, "voice_activity", None)
     kind = str(getattr(activity, "voice_activity_type", "") or "")
-    if activity is not None and kind.endswith("ACTIVITY_START"):
-        track.provider_speech_started(
-            None, arrival=time.time(), audio_offset=parse_duration(activity.audio_offset)
-        )
-        return
     signal = getattr(message, "voice_activity_detection_signal", None)
     signal_kind = str(getattr(signal, "vad_signal_type", "") or "")
-    if signal is not None and signal_kind.endswith("SOS"):
-        track.provider_speech_started(None, arrival=time.time(), audio_offset=None)
+    if activity is not None and kind.endswith("ACTIVITY_START"):
+        offset = parse_duration(activity.audio_offset)
+    elif signal is not None and signal_kind.endswith("SOS"):
+        offset = None
+    else:
+        return
+    # Gemini names the utterance only when its first transcript arrives; reserve that name now,
+    # so whatever overlaps the speech from its start (a parallel STT) can already carry it
+    reserved = _new_gemini_input_id()
+    track.provider_speech_started(reserved, arrival=time.time(), audio_offset=offset)
+    track.reserved_item = reserved
 
 
 @when_active(FEATURE)
@@ -461,9 +475,19 @@ def _gemini_new_generation(
     result = wrapped(*args, **kwargs)
     with hook_errors_logged("binding a Gemini generation to its speech start"):
         generation = getattr(instance, "_current_generation", None)
-        if (item_id := getattr(generation, "input_id", None)) is not None:
-            realtime_track(instance).bind_pending(item_id)
+        track = realtime_track(instance)
+        reserved = track.take_reserved_item()
+        if generation is not None and reserved is not None:
+            generation.input_id = reserved  # nothing has used the plugin's own id yet
+        elif (item_id := getattr(generation, "input_id", None)) is not None:
+            track.bind_pending(item_id)
     return result
+
+
+def _new_gemini_input_id() -> str:
+    from livekit.agents import utils
+
+    return str(utils.shortuuid("GI_"))
 
 
 # -- the feature ---------------------------------------------------------------------------

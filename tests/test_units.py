@@ -111,3 +111,16 @@ def test_utterances_memory_is_bounded() -> None:
     for i in range(10_000):
         session.emit("user_input_transcribed", _event(f"item_{i}", "x", True))
     assert len(utterances._items) == 16
+
+
+def test_a_reserved_item_is_taken_once_and_not_when_stale() -> None:
+    import time
+
+    track = RealtimeTrack()
+    track.provider_speech_started("GI_reserved", arrival=time.time(), audio_offset=None)
+    track.reserved_item = "GI_reserved"
+    assert track.take_reserved_item() == "GI_reserved"
+    assert track.take_reserved_item() is None
+    track.provider_speech_started("GI_old", arrival=time.time() - 60, audio_offset=None)
+    track.reserved_item = "GI_old"
+    assert track.take_reserved_item() is None
