@@ -39,10 +39,17 @@ def validate_server_event(event: dict[str, Any]) -> None:
 class OpenAIRealtimeServer(LoopbackServer):
     """OpenAI Realtime over a loopback websocket. ``send(*events)`` scripts the server side."""
 
-    def __init__(self, *, model: str = "gpt-realtime", auto_session_updated: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        model: str = "gpt-realtime",
+        auto_session_updated: bool = True,
+        auto_item_added: bool = True,
+    ) -> None:
         super().__init__()
         self.model = model
         self.auto_session_updated = auto_session_updated
+        self.auto_item_added = auto_item_added
 
     @property
     def base_url(self) -> str:
@@ -82,6 +89,20 @@ class OpenAIRealtimeServer(LoopbackServer):
         )
 
     async def on_client_event(self, conn: Connection, event: dict[str, Any]) -> None:
+        if event.get("type") == "conversation.item.create" and self.auto_item_added:
+            # the service acknowledges every item a client creates; the plugin waits for it
+            # (up to 5 s) before it asks for the response that follows a tool call
+            item = {"object": "realtime.item", "status": "completed", **(event.get("item") or {})}
+            item.setdefault("id", f"item_client_{len(conn.client_events)}")
+            await self.send_json(
+                {
+                    "type": "conversation.item.added",
+                    "event_id": _event_id(),
+                    "previous_item_id": event.get("previous_item_id"),
+                    "item": item,
+                },
+                conn=conn,
+            )
         if event.get("type") == "session.update" and self.auto_session_updated:
             session = event.get("session") or {}
             await self.send_json(

@@ -11,6 +11,7 @@ A scenario file::
         {"at": 0.3, "send_raw": "{not json"},
         {"at": 0.4, "send": [{...}], "malformed": true},   # skip SDK validation on purpose
         {"at": 0.5, "drop": true},                         # server closes the socket
+        {"answer": "response.create", "send": [...]},      # reply to the client's request
         {"wait": "connection", "count": 2},                # block until the client is back
         {"wait": "finals", "count": 2}
       ],
@@ -87,6 +88,14 @@ async def play_steps(scenario: Scenario, server: Any, recorder: SessionRecorder,
                 await asyncio.sleep(delay)
         if server is None and any(key in step for key in ("send", "send_raw", "drop")):
             raise ValueError(f"scenario {scenario.name}: an STT scenario has no server to drive")
+        if "answer" in step:
+            # a reply to the client's request: echo its metadata, as the service does (the
+            # plugin pairs its generate_reply with the response through it)
+            request = await server.wait_for_client_event(step["answer"], timeout=10)
+            metadata = (request.get("response") or {}).get("metadata")
+            for event in step.get("send", []):
+                if event.get("type") == "response.created" and metadata is not None:
+                    event["response"] = {**event["response"], "metadata": metadata}
         if "send" in step:
             await server.send(*step["send"], validate=not step.get("malformed", False))
         if "send_raw" in step:
