@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import importlib
+import inspect
 import logging
 import math
 import time
@@ -212,6 +213,9 @@ def _state_of(session: Any, window: int | None = None) -> _State:
     state = _states.get(session)
     if state is None:
         state = _states[session] = _State(log=TranscriptLog(window or 256))
+        if _native():
+            # no emit wrapper is installed where upstream forwards the transcripts itself
+            session.on("user_input_transcribed", state.on_transcribed)
     elif window is not None:
         state.log.resize(window)
     return state
@@ -234,7 +238,9 @@ def enable_parallel_stt(session: Any, *, window: int = 256) -> TranscriptLog:
     _check_window(window)
     state = _state_of(session, window)
     state.enabled = True
-    if not ENGINE.is_active(FEATURE):
+    if _native():
+        session.parallel_stt = True
+    elif not ENGINE.is_active(FEATURE):
         reason = getattr(ENGINE.status().get(FEATURE), "reason", "not registered")
         logger.warning(
             "livekit_ext: enable_parallel_stt(): the parallel_stt feature is not applied (%s); "
@@ -643,6 +649,15 @@ def _stt_pump(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
 # -- the feature ---------------------------------------------------------------------------
 
 
+def _native() -> bool:
+    """Whether upstream forwards a parallel STT's transcripts itself: ``AgentSession`` has the
+    ``parallel_stt`` switch (read/write, before or after ``start``) of the upstream patch."""
+    from livekit.agents.voice.agent_session import AgentSession
+
+    switch = inspect.getattr_static(AgentSession, "parallel_stt", None)
+    return isinstance(switch, property) and switch.fset is not None
+
+
 def _restart_mode() -> RestartMode:
     from livekit.agents.voice import audio_recognition as ar
 
@@ -672,6 +687,8 @@ class ParallelSTT(Feature):
         from livekit.agents.voice.agent_session import AgentSession
         from livekit.agents.voice.audio_recognition import AudioRecognition
 
+        if _native():
+            return Probe("native", "AgentSession.parallel_stt forwards the STT's transcripts")
         if ENGINE.applied and not ENGINE.is_active(IDENTITY_FEATURE):
             return Probe("unsupported", "needs the transcript_identity feature, not applied")
         needed = [
