@@ -21,7 +21,15 @@ from weakref import WeakKeyDictionary
 
 from pydantic.fields import FieldInfo
 
-from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
+from ._registry import (
+    ENGINE,
+    Feature,
+    Patcher,
+    Probe,
+    hook_errors_logged,
+    when_active,
+    with_signature_of,
+)
 from ._timeline import AudioTimeline, parse_duration
 
 logger = logging.getLogger("livekit_ext")
@@ -396,8 +404,15 @@ def _on_realtime_session_init(
     result = wrapped(*args, **kwargs)
     with hook_errors_logged("attaching to a realtime session"):
         track = realtime_track(instance)
-        instance.on("openai_server_event_received", lambda event: _on_openai_event(track, event))
+        instance.on("openai_server_event_received", _openai_listener(track))
     return result
+
+
+def _openai_listener(track: RealtimeTrack) -> Callable[[Any], None]:
+    def listener(event: Any) -> None:
+        _on_openai_event(track, event)
+
+    return with_signature_of(listener, listener)  # type: ignore[no-any-return]
 
 
 def _on_openai_event(track: RealtimeTrack, event: Any) -> None:

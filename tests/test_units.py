@@ -124,3 +124,32 @@ def test_a_reserved_item_is_taken_once_and_not_when_stale() -> None:
     track.provider_speech_started("GI_old", arrival=time.time() - 60, audio_offset=None)
     track.reserved_item = "GI_old"
     assert track.take_reserved_item() is None
+
+
+def test_wrapped_listeners_answer_inspect_with_the_originals_signature() -> None:
+    """livekit's emitter inspects every listener per event: a wrapper must not make that
+    costlier (it answers from ``__signature__``) nor different (the same parameters)."""
+    import inspect
+
+    from livekit.agents.voice.agent_activity import AgentActivity
+
+    from livekit_ext._registry import is_wrapper
+
+    wrapped = inspect.getattr_static(AgentActivity, "_on_input_speech_stopped")
+    assert is_wrapper(wrapped)
+    assert wrapped.__signature__ == inspect.signature(wrapped.__wrapped__)
+    assert "__signature__" not in vars(wrapped.__wrapped__)
+    emitter: rtc.EventEmitter[str] = rtc.EventEmitter()
+    seen: list[Any] = []
+
+    class Listener:
+        def handle(self, ev: Any) -> None:
+            seen.append(ev)
+
+    handle = livekit_ext._registry.make_wrapper(
+        Listener.handle, lambda wrapped, instance, args, kwargs: wrapped(*args, **kwargs)
+    )
+    Listener.handle = handle  # type: ignore[method-assign]
+    emitter.on("ev", Listener().handle)
+    emitter.emit("ev", 1, "extra argument the listener does not take")
+    assert seen == [1]
