@@ -74,3 +74,31 @@ async def test_scenario(
         assert expected_log in caplog.text  # bad input gets a log line that says what happened
     observed["provider"] = scenario.provider
     assert comparable(observed) == snapshot_json
+
+
+async def test_a_stalled_machine_keeps_a_start_on_the_step_that_caused_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The event loop stalls 0.45 s right after the first step went out, so the client handles
+    speech_started after the next steps were due (0.3 s, 0.5 s): the start still reads 0.0."""
+    import asyncio
+    import time
+
+    from livekit_ext.testing.openai_server import OpenAIRealtimeServer
+
+    send = OpenAIRealtimeServer.send
+    sent: list[int] = []
+
+    async def send_then_stall(self: Any, *events: Any, validate: bool = True) -> None:
+        await send(self, *events, validate=validate)
+        if not sent:
+            asyncio.get_running_loop().call_soon(time.sleep, 0.45)  # before the client reads
+        sent.append(len(events))
+
+    monkeypatch.setattr(OpenAIRealtimeServer, "send", send_then_stall)
+    scenario = Scenario.load(
+        Path(__file__).parent / "scenarios" / "openai_single_utterance_with_deltas.json"
+    )
+    observed = await run_scenario(scenario)
+    starts = {e["speech_started_at"] for e in observed["user_input_transcribed"]}
+    assert sent and starts == {0.0}

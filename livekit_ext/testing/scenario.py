@@ -42,6 +42,10 @@ _HANDSHAKES = ("session.update", "setup")  # the first client event of OpenAI / 
 TIMER_SLACK = 0.02
 """An event loop timer may fire this much early; a time this close before a step is its."""
 
+Timeline = list[tuple[float, float]]
+"""``(at, sent)`` per timed step: its scenario time and when it really went out (both seconds
+from the scenario start)."""
+
 
 @dataclass
 class Scenario:
@@ -53,10 +57,6 @@ class Scenario:
     expect: dict[str, Any] = field(default_factory=dict)
     stt_script: list[dict[str, Any]] = field(default_factory=list)
     """For ``provider: "stt"``: what the scripted STT says, by seconds of audio consumed."""
-
-    def step_times(self) -> list[float]:
-        """The ``at`` of every timed step, ascending."""
-        return sorted({float(step["at"]) for step in self.steps if "at" in step})
 
     @classmethod
     def load(cls, path: Path) -> Scenario:
@@ -80,12 +80,34 @@ class ScenarioResult:
     errors: list[Any]
 
 
-async def play_steps(scenario: Scenario, server: Any, recorder: SessionRecorder, t0: float) -> None:
+async def _client_caught_up(max_rounds: int = 200) -> None:
+    """Let the client (same event loop) handle every frame already sent before the next goes.
+
+    On a stalled machine a step's timer and the client's reads of the previous step wake
+    together; without this the next step could overtake the client's handling of the last.
+    """
+    loop = asyncio.get_running_loop()
+    ready = getattr(loop, "_ready", None)  # CPython's queue of runnable callbacks
+    idle = 0
+    for _ in range(max_rounds):
+        await asyncio.sleep(0)  # one loop iteration: polls the sockets, runs what is ready
+        idle = idle + 1 if ready is not None and not ready else 0
+        if idle >= 3:
+            return
+
+
+async def play_steps(
+    scenario: Scenario, server: Any, recorder: SessionRecorder, t0: float
+) -> Timeline:
+    """Play the steps; when each timed step really went out (see :func:`normalise`)."""
+    timeline: Timeline = []
     for step in scenario.steps:
         if "at" in step:
             delay = t0 + float(step["at"]) - time.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            await _client_caught_up()
+            timeline.append((float(step["at"]), time.time() - t0))
         if server is None and any(key in step for key in ("send", "send_raw", "drop")):
             raise ValueError(f"scenario {scenario.name}: an STT scenario has no server to drive")
         if "answer" in step:
@@ -134,6 +156,7 @@ async def play_steps(scenario: Scenario, server: Any, recorder: SessionRecorder,
             else:
                 raise ValueError(f"scenario {scenario.name}: unknown wait {wait!r}")
     await asyncio.sleep(float(scenario.expect.get("settle", 0.3)))
+    return timeline
 
 
 async def run_openai_scenario(scenario: Scenario) -> dict[str, Any]:
@@ -142,9 +165,13 @@ async def run_openai_scenario(scenario: Scenario) -> dict[str, Any]:
         mic = PacedAudioInput() if scenario.audio else None
         async with openai_realtime_session(server, audio=mic) as (_, recorder):
             t0 = time.time()
-            await play_steps(scenario, server, recorder, t0)
+            timeline = await play_steps(scenario, server, recorder, t0)
         observed = normalise(
-            recorder, t0, scenario.step_times(), session_updates=server.session_updates()
+            recorder,
+            t0,
+            timeline,
+            audio_clock=scenario.audio,
+            session_updates=server.session_updates(),
         )
         observed["tool_outputs"] = [
             {"call_id": item.get("call_id"), "output": item.get("output")}
@@ -162,8 +189,8 @@ async def run_gemini_scenario(scenario: Scenario) -> dict[str, Any]:
         mic = PacedAudioInput() if scenario.audio else None
         async with gemini_realtime_session(server, audio=mic) as (_, recorder):
             t0 = time.time()
-            await play_steps(scenario, server, recorder, t0)
-        observed = normalise(recorder, t0, scenario.step_times())
+            timeline = await play_steps(scenario, server, recorder, t0)
+        observed = normalise(recorder, t0, timeline, audio_clock=scenario.audio)
         observed["tool_outputs"] = [
             {"id": r.get("id"), "name": r.get("name"), "response": r.get("response")}
             for e in server.client_events
@@ -192,7 +219,8 @@ async def run_stt_scenario(scenario: Scenario) -> dict[str, Any]:
         await play_steps(scenario, None, recorder, time.time())
     # audio time is the scenario's clock: offset 0 is the first frame the session took
     t0 = mic.started_at or 0.0
-    return normalise(recorder, t0, sorted({s.at + s.delay for s in script}))
+    timeline = [(at, at) for at in sorted({s.at + s.delay for s in script})]
+    return normalise(recorder, t0, timeline, audio_clock=True)
 
 
 async def run_scenario(scenario: Scenario) -> dict[str, Any]:
@@ -220,8 +248,9 @@ def _item_view(i: Any, item: Callable[[Any], str | None]) -> dict[str, Any]:
 def normalise(
     recorder: SessionRecorder,
     t0: float,
-    step_times: list[float],
+    timeline: Timeline,
     *,
+    audio_clock: bool = False,
     session_updates: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """What a snapshot holds: ids by order of appearance, times as the step that caused them.
@@ -229,6 +258,10 @@ def normalise(
     A time is written as the ``at`` of the latest scenario step at or before it: an utterance
     that began with the step at 0.5 s reads 0.5 however long the loopback hop took on a
     loaded machine, and one that began earlier (a late transcript) keeps its earlier step.
+    Times read off the audio clock (``audio_clock``: the microphone is paced by scenario
+    time) count a step as before them once it was due. Others are taken when an event was
+    handled, so a step counts only once it had really been sent too: a start taken from an
+    event handled late, on a stalled machine, stays with the step that sent it.
     """
     ids: dict[str, str] = {}
 
@@ -240,9 +273,13 @@ def normalise(
     def offset(value: Any) -> float | None:
         if value is None:
             return None
-        elapsed = float(value) - t0 + TIMER_SLACK
-        earlier = [at for at in step_times if at <= elapsed]
-        return earlier[-1] if earlier else round(elapsed, 1)
+        elapsed = float(value) - t0
+        earlier = [
+            at
+            for at, sent in timeline
+            if at <= elapsed + TIMER_SLACK and (audio_clock or sent <= elapsed)
+        ]
+        return max(earlier) if earlier else round(elapsed + TIMER_SLACK, 1)
 
     transcripts = [
         {
