@@ -157,8 +157,14 @@ class Feature(ABC):
         """Install every wrapper of the feature; raise if something expected is missing."""
 
     def settle(self, applied: FeatureStatus) -> FeatureStatus:
-        """The final word for ``status()`` once applied, for features that probe on first use
-        (what a probe costs is then paid when it matters, not at import)."""
+        """The final word for ``status()``, for features that probe on first use (what a probe
+        costs is then paid when it matters, not at import).
+
+        Called with ``"patched"`` once applied, and with the ``"unsupported"`` not-applied
+        status while the extension is off (``LIVEKIT_EXT_DISABLE``, ``revert()``), so that a
+        release found to have the feature itself reports ``"native"`` either way; while not
+        applied, any other answer is ignored.
+        """
         return applied
 
 
@@ -221,20 +227,23 @@ class _Engine:
             self.applied = False
             self._status = {}
 
-    def _settled(self, feature: Feature, applied: FeatureStatus) -> FeatureStatus:
-        if applied.state != "patched":
-            return applied
+    def _settled(self, feature: Feature, status: FeatureStatus) -> FeatureStatus:
+        """``feature.settle(status)``; a failing settle leaves ``status`` as it was."""
         try:
-            return feature.settle(applied)
+            return feature.settle(status)
         except Exception as e:
             logger.warning("livekit_ext: settling the status of %s failed: %r", feature.name, e)
-            return applied
+            return status
 
     def status(self) -> dict[str, FeatureStatus]:
         with self._lock:
             if self.applied:
                 return {
-                    f.name: self._settled(f, self._status[f.name])
+                    f.name: (
+                        self._settled(f, self._status[f.name])
+                        if self._status[f.name].state == "patched"
+                        else self._status[f.name]
+                    )
                     for f in self._features
                     if f.name in self._status
                 }
@@ -246,9 +255,12 @@ class _Engine:
                     result[feature.name] = FeatureStatus("unsupported", f"probe failed: {e!r}")
                     continue
                 if probe.state == "patchable":
-                    result[feature.name] = FeatureStatus(
+                    not_applied = FeatureStatus(
                         "unsupported", "not applied (LIVEKIT_EXT_DISABLE or revert()); call apply()"
                     )
+                    # a probe deferred to first use may still find the installed release native
+                    settled = self._settled(feature, not_applied)
+                    result[feature.name] = settled if settled.state == "native" else not_applied
                 else:
                     result[feature.name] = FeatureStatus(probe.state, probe.reason)
             return result

@@ -553,10 +553,14 @@ class AzureExplicitNulls(Feature):
         patcher.wrap(plugin.session, "update_options", _session_update_options)
 
     def settle(self, applied: FeatureStatus) -> FeatureStatus:
+        """Native when the installed release has none of the gaps, applied or not (the probe
+        is behaviour, run on first use); else, once applied, what the wrappers fix."""
         found = gaps()
         if not found.any:
             return FeatureStatus(
                 "native",
                 "with_azure accepts None on GA deployments and every session.update keeps it",
             )
+        if applied.state != "patched":
+            return applied
         return FeatureStatus("patched", "; ".join(found.reasons))
