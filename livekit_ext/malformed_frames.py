@@ -4,12 +4,17 @@ Upstream's OpenAI receive loop parses every text frame with ``json.loads`` outsi
 per-event error handling, so one frame that is not a JSON object ends the connection task
 and closes the AgentSession. This feature filters such frames out where the plugin reads
 them (the websocket it opens), logs what was dropped, and leaves every valid frame alone.
+
+Native where the patch series (``malformed_frames`` in ``patches/<base>/series``) is applied:
+the session's module then parses each frame with ``_parse_server_event``, which returns
+``None`` for anything that is not a JSON object, and the receive loop logs and skips it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -78,13 +83,31 @@ def _attrs(cls: type) -> set[str]:
     return {name for klass in cls.__mro__ for name in vars(klass)}
 
 
+def _parses_frames_natively(cls: type) -> bool:
+    """Whether ``cls``'s module has the patch's frame parser, and it rejects bad frames."""
+    parse = getattr(sys.modules.get(cls.__module__), "_parse_server_event", None)
+    if not callable(parse):
+        return False
+    try:
+        return (
+            parse("{not json") is None
+            and parse("[1, 2]") is None
+            and parse('{"type": "probe"}') == {"type": "probe"}
+        )
+    except Exception:
+        return False
+
+
 class MalformedFrames(Feature):
     name = FEATURE
     description = "a malformed OpenAI realtime frame is logged and dropped, not fatal"
 
     def probe(self) -> Probe:
-        if not _session_classes():
+        classes = _session_classes()
+        if not classes:
             return Probe("unsupported", "no OpenAI realtime session with _create_ws_conn found")
+        if all(_parses_frames_natively(cls) for cls in classes):
+            return Probe("native", "the OpenAI realtime session skips frames that are not JSON")
         return Probe("patchable", "filters non-JSON frames where the OpenAI session reads them")
 
     def install(self, patcher: Patcher) -> None:

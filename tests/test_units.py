@@ -1,7 +1,11 @@
-"""Pure logic: the audio timeline, bounded maps, and Utterances' dedup and memory bound."""
+"""Pure logic: the audio timeline, bounded maps, Utterances' dedup and memory bound, and
+the malformed-frames probe's recognition of the patched parser."""
 
 from __future__ import annotations
 
+import json
+import sys
+import types
 from typing import Any
 
 import pytest
@@ -10,6 +14,7 @@ from livekit.agents.voice.events import UserInputTranscribedEvent
 
 import livekit_ext
 from livekit_ext._timeline import AudioTimeline, parse_duration
+from livekit_ext.malformed_frames import _parses_frames_natively
 from livekit_ext.transcript_identity import RealtimeTrack, _BoundedMap
 
 pytestmark = pytest.mark.unit
@@ -153,3 +158,34 @@ def test_wrapped_listeners_answer_inspect_with_the_originals_signature() -> None
     emitter.on("ev", Listener().handle)
     emitter.emit("ev", 1, "extra argument the listener does not take")
     assert seen == [1]
+
+
+def _session_in_module(monkeypatch: pytest.MonkeyPatch, **attrs: Any) -> type:
+    module = types.ModuleType("livekit_ext_probe_fake_realtime")
+    vars(module).update(attrs)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return type("RealtimeSession", (), {"__module__": module.__name__})
+
+
+def _rejects_non_objects(data: str) -> dict[str, Any] | None:
+    try:
+        event = json.loads(data)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def test_malformed_frames_native_only_with_a_parser_that_rejects_non_objects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert not _parses_frames_natively(_session_in_module(monkeypatch))
+    assert _parses_frames_natively(
+        _session_in_module(monkeypatch, _parse_server_event=_rejects_non_objects)
+    )
+    # a parser of that name that lets bad frames through (or raises) is not the fix
+    assert not _parses_frames_natively(
+        _session_in_module(monkeypatch, _parse_server_event=json.loads)
+    )
+    assert not _parses_frames_natively(
+        _session_in_module(monkeypatch, _parse_server_event=lambda data: dict(json.loads(data)))
+    )
