@@ -359,6 +359,12 @@ def _parallel_state(activity: Any) -> _State | None:
     return state if _is_realtime(getattr(activity, "llm", None)) else None
 
 
+def _transcribes(activity: Any) -> bool:
+    """Whether the activity's realtime model transcribes the user itself."""
+    capabilities = getattr(getattr(activity, "llm", None), "capabilities", None)
+    return bool(getattr(capabilities, "user_transcription", False))
+
+
 def _is_realtime(model: Any) -> bool:
     from livekit.agents import llm
 
@@ -526,12 +532,13 @@ _STT_TURN: contextvars.ContextVar[_SttTurn | None] = contextvars.ContextVar(
 @when_active(FEATURE)
 def _on_end_of_turn(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
     """A turn the audio recognition commits (session close, manual commit) carries the STT's
-    words; the realtime model makes the user's messages, so they must not become one."""
+    words; a transcribing realtime model makes the user's messages, so they must not become
+    one. A model that does not transcribe leaves them to the STT, as it does without us."""
     turn = None
     with hook_errors_logged("reading a turn committed next to a realtime model"):
         info = args[0] if args else kwargs.get("info")
         transcript = getattr(info, "new_transcript", None)
-        if transcript and _parallel_state(instance) is not None:
+        if transcript and _parallel_state(instance) is not None and _transcribes(instance):
             turn = _SttTurn(instance, transcript)
     if turn is None:
         return wrapped(*args, **kwargs)

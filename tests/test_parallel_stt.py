@@ -518,6 +518,9 @@ async def test_a_model_that_does_not_transcribe_keeps_upstreams_stt_events_once(
     assert [e.transcript for e in livekit_ext.transcripts(current.session).for_item("item_A")] == [
         "hi there"
     ]
+    # the STT's words are the user's message, committed when the session closes, as upstream
+    # does without the parallel STT: the model has no transcript of its own to stand for them
+    assert [text for _, text in current.user_messages()] == ["hi there"]
 
 
 @pytest.mark.unit
