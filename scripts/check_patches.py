@@ -58,12 +58,8 @@ LAYOUT: dict[str, str] = {
 # today, so they cannot hold on upstream with the series applied; they are deselected only
 # while the series of a base does not cover the feature (a series line "# <feature>").
 UNCOVERED_FEATURE_TESTS: dict[str, tuple[str, ...]] = {
-    # RealtimeModel.with_azure(..., input_audio_transcription=None) sending explicit nulls
-    "azure_explicit_nulls": ("tests/test_azure_wire.py",),
     # an STT transcribing next to a realtime model
     "parallel_stt": ("tests/test_parallel_stt.py",),
-    # a non-JSON frame must not end the OpenAI receive loop
-    "malformed_frames": ("tests/test_scenarios.py::test_scenario[openai_bad_malformed_json]",),
 }
 
 
