@@ -1,9 +1,10 @@
 """Parallel STT over the wire: a realtime model leads, an STT on the same audio is heard too.
 
-Every session runs the real OpenAI realtime plugin against the loopback server, with a
-``ScriptedSTT`` consuming the audio the session really delivers (``PacedAudioInput`` at real
-time). Times in the scripts are seconds of audio; the realtime server events are sent when
-the microphone reaches the given time, carrying matching ``audio_start_ms``/``audio_end_ms``.
+Every session runs the real OpenAI realtime plugin (the Gemini Live one at the end) against
+a loopback server, with a ``ScriptedSTT`` consuming the audio the session really delivers
+(``PacedAudioInput`` at real time). Times in the scripts are seconds of audio; the realtime
+server events are sent when the microphone reaches the given time, carrying matching
+``audio_start_ms``/``audio_end_ms``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from livekit.plugins import openai
 
 import livekit_ext
 from livekit_ext import identity
-from livekit_ext.testing import OpenAIRealtimeServer
+from livekit_ext.testing import GeminiLiveServer, OpenAIRealtimeServer
+from livekit_ext.testing import gemini_server as gemini_wire
 from livekit_ext.testing import openai_server as wire
 from livekit_ext.testing.audio import PacedAudioInput
 from livekit_ext.testing.recorder import SessionRecorder
@@ -523,25 +525,118 @@ async def test_a_model_that_does_not_transcribe_keeps_upstreams_stt_events_once(
     assert [text for _, text in current.user_messages()] == ["hi there"]
 
 
-@pytest.mark.unit
-def test_upstream_listeners_never_see_a_forwarded_stt_transcript() -> None:
+async def test_upstream_listeners_never_see_a_forwarded_stt_transcript() -> None:
     """The room's user transcription stays the realtime model's; IVR loop detection too."""
-    from livekit.agents.voice.events import UserInputTranscribedEvent
+    from livekit.agents.voice.ivr.ivr_activity import IVRActivity
     from livekit.agents.voice.room_io.room_io import RoomIO
-
-    from livekit_ext.parallel_stt import _FORWARDING
 
     class NotARoom:
         pass
 
-    ev = UserInputTranscribedEvent(transcript="four seven", is_final=True)
-    token = _FORWARDING.set(True)
-    try:
-        assert RoomIO._on_user_input_transcribed(NotARoom(), ev) is None  # type: ignore[arg-type]
-    finally:
-        _FORWARDING.reset(token)
-    with pytest.raises(AttributeError):  # anything else reaches upstream's handler
-        RoomIO._on_user_input_transcribed(NotARoom(), ev)  # type: ignore[arg-type]
+    class NotAnIVR:
+        pass
+
+    def reaches(handler: Any, owner: object, ev: Any) -> bool:
+        try:
+            handler(owner, ev)
+        except AttributeError:  # upstream's handler ran and looked for its state
+            return True
+        return False
+
+    seen: list[tuple[str | None, str, bool, bool]] = []
+
+    def listener(ev: Any) -> None:
+        if ev.transcript and ev.is_final:
+            room = reaches(RoomIO._on_user_input_transcribed, NotARoom(), ev)
+            ivr = reaches(IVRActivity._on_user_input_transcribed, NotAnIVR(), ev)
+            seen.append((identity(ev).source, ev.transcript, room, ivr))
+
+    engine = ScriptedSTT([Say(0.2, "start"), Say(0.5, "final", "four seven"), Say(0.55, "end")])
+    async with scene(engine) as current:
+        current.session.on("user_input_transcribed", listener)
+        await current.play(realtime_utterance("item_A", 0.2, 0.6, "47"))
+        await current.wait_for_stt("four seven")
+        await current.wait_for_realtime("item_A")
+
+    assert sorted(seen, key=lambda s: s[0] or "") == [
+        ("realtime", "47", True, True),  # anything else reaches upstream's handlers
+        ("stt", "four seven", False, False),
+    ]
+
+
+# -- Gemini: the utterance is named when the model hears speech start -------------------------
+
+
+async def test_gemini_an_stt_faster_than_the_first_input_transcription_shares_its_item() -> None:
+    """Gemini names the utterance only with its first input transcription; an STT transcript
+    that comes before it still carries the id and start of the turn Gemini's voiceActivity
+    opened, as do all the realtime transcripts of that turn."""
+    engine = ScriptedSTT(
+        [
+            Say(0.2, "start"),
+            Say(0.4, "interim", "my number"),
+            Say(0.8, "interim", "my number is four"),
+            Say(1.0, "final", "my number is four seven"),
+            Say(1.05, "end"),
+        ]
+    )
+    async with GeminiLiveServer() as server:
+        session: AgentSession = AgentSession(llm=server.realtime_model(), stt=engine, **_FAST_CLOSE)
+        livekit_ext.enable_parallel_stt(session)
+        mic = PacedAudioInput()
+        session.input.audio = mic
+        rec = SessionRecorder(session)
+        await session.start(Agent(instructions="You are a test agent."))
+        try:
+            await server.wait_for_setup()
+
+            async def at(audio_time: float) -> None:
+                await rec.wait_for(lambda: mic.audio_time >= audio_time, what=f"{audio_time}s")
+
+            def said(source: str) -> list[Any]:
+                return [e for e in rec.transcripts if identity(e).source == source]
+
+            await at(0.2)
+            activity_sent = time.time()
+            await server.send(gemini_wire.voice_activity_start())
+            await rec.wait_for(lambda: bool(said("stt")), what="the STT's first interim")
+            assert said("realtime") == []  # Gemini has not named the utterance yet
+            await at(0.6)
+            await server.send(gemini_wire.input_transcription("my number is"))
+            await at(0.9)
+            await server.send(gemini_wire.input_transcription(" 47"))
+            await rec.wait_for(lambda: any(e.is_final for e in said("stt")), what="the STT's final")
+            await server.send(gemini_wire.turn_complete())
+            await rec.wait_for(
+                lambda: any(e.is_final for e in said("realtime")), what="Gemini's final"
+            )
+        finally:
+            mic.close()
+            await session.aclose()
+
+    stt_events, realtime_events = said("stt"), said("realtime")
+    assert [(e.transcript, e.is_final) for e in stt_events] == [
+        ("my number", False),
+        ("my number is four", False),
+        ("my number is four seven", True),
+    ]
+    assert [(e.transcript, e.is_final) for e in realtime_events] == [
+        ("my number is", False),
+        ("my number is 47", False),
+        ("my number is 47", True),
+    ]
+    assert stt_events[0].created_at < realtime_events[0].created_at
+    events = stt_events + realtime_events
+    item_ids = {e.item_id for e in events}
+    assert len(item_ids) == 1, item_ids
+    (item_id,) = item_ids
+    assert isinstance(item_id, str) and item_id
+    starts = {identity(e).speech_started_at for e in events}
+    assert len(starts) == 1, starts
+    (started,) = starts
+    assert started is not None and activity_sent <= started <= stt_events[0].created_at
+    assert [(m.id, m.text_content) for m in rec.messages("user")] == [(item_id, "my number is 47")]
+    assert rec.errors == []
 
 
 # -- the log and the utterance bookkeeping, without sockets ------------------------------------
@@ -583,25 +678,24 @@ def test_the_transcript_log_is_bounded_and_answers_per_source_and_item() -> None
         livekit_ext.enable_parallel_stt(object(), window=0)
 
 
-@pytest.mark.unit
-def test_noise_the_stt_never_transcribed_does_not_capture_the_next_transcript() -> None:
-    from livekit_ext.parallel_stt import _SttUtterances
+async def test_noise_the_stt_never_transcribed_does_not_capture_the_next_transcript() -> None:
+    engine = ScriptedSTT(
+        [
+            Say(0.2, "start"),  # a cough: START/END, nothing recognised
+            Say(0.3, "end"),
+            Say(2.0, "start"),
+            Say(2.3, "final", "four seven"),
+            Say(2.35, "end"),
+        ]
+    )
+    async with scene(engine) as current:
+        await current.play(realtime_utterance("item_A", 2.0, 2.4, "four seven"))
+        await current.wait_for_stt("four seven")
+        await current.wait_for_realtime("item_A")
 
-    utterances = _SttUtterances()
-    utterances.speech_started(10.0)  # a cough: START/END, nothing recognised
-    utterances.speech_ended(10.3)
-    utterances.speech_started(14.0)
-    utterances.speech_ended(15.0)
-    current = utterances.current(15.4)
-    assert current.interval(15.4) == (14.0, 15.0)
-    utterances.finalized(current, 15.4)
-    assert len(utterances) == 0
-
-    # a lagging STT: the transcript of the first utterance arrives after the second began
-    utterances.speech_started(20.0)
-    utterances.speech_ended(20.5)
-    utterances.speech_started(21.0)
-    first = utterances.current(21.2)
-    assert first.interval(21.2) == (20.0, 20.5)
-    utterances.finalized(first, 21.2)
-    assert utterances.current(21.6).interval(21.6) == (21.0, 21.6)
+    final = current.stt_final("four seven")
+    assert final.item_id == "item_A"
+    assert (
+        identity(final).speech_started_at
+        == identity(current.realtime_final("item_A")).speech_started_at
+    )
