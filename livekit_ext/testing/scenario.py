@@ -37,7 +37,7 @@ from .openai_server import OpenAIRealtimeServer
 from .recorder import SessionRecorder
 from .sessions import gemini_realtime_session, openai_realtime_session
 
-_HANDSHAKES = ("session.update", "setup")  # the first client event of OpenAI / Gemini
+_HANDSHAKES = frozenset({"session.update", "setup"})  # the first client event of OpenAI / Gemini
 
 TIMER_SLACK = 0.02
 """An event loop timer may fire this much early; a time this close before a step is its."""
@@ -130,7 +130,11 @@ async def play_steps(
                 conn = await server.wait_for_connection(count, timeout=15)
 
                 def handshaken(c: Any = conn) -> bool:
-                    return any(e.get("type") in _HANDSHAKES for e in c.client_events)
+                    # OpenAI names the event in "type"; a Gemini message is keyed by its kind
+                    return any(
+                        e.get("type") in _HANDSHAKES or not _HANDSHAKES.isdisjoint(e)
+                        for e in c.client_events
+                    )
 
                 await server.wait_until(handshaken, timeout=15)
             elif wait == "client_event":
