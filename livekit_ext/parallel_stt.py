@@ -32,10 +32,11 @@ from itertools import islice
 from typing import Any, Literal, cast
 from weakref import WeakKeyDictionary
 
+from ._observe import observe_before_listeners
 from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
 from .identity import Source, identity
 from .transcript_identity import FEATURE as IDENTITY_FEATURE
-from .transcript_identity import RealtimeTrack, new_item_id, realtime_track
+from .transcript_identity import FUNNEL_STAMPERS, RealtimeTrack, new_item_id, realtime_track
 
 logger = logging.getLogger("livekit_ext")
 
@@ -213,9 +214,9 @@ def _state_of(session: Any, window: int | None = None) -> _State:
     state = _states.get(session)
     if state is None:
         state = _states[session] = _State(log=TranscriptLog(window or 256))
-        if _native():
-            # no emit wrapper is installed where upstream forwards the transcripts itself
-            session.on("user_input_transcribed", state.on_transcribed)
+        if callable(getattr(session, "emit", None)):
+            # every transcript, enriched by now, before the session's listeners see it
+            observe_before_listeners(session, "user_input_transcribed", state.on_transcribed)
     elif window is not None:
         state.log.resize(window)
     return state
@@ -439,32 +440,14 @@ def _event_class() -> Any:
     return _EVENT_CLASS[0]
 
 
-@when_active(FEATURE)
-def _event_init(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+def _stamp_upstreams_transcript(ev: Any) -> None:
     """An STT transcript upstream forwards itself (a realtime model that does not transcribe)
-    gets the parallel identity as it is made, before anything enriches or observes it."""
-    result = wrapped(*args, **kwargs)
+    gets the parallel identity at the funnel, before anything enriches or observes it."""
     call = _HOOK.get()
-    if call is not None and not call.forwarded:
+    if call is not None and not call.forwarded and ENGINE.is_active(FEATURE):
         call.forwarded = True
-        try:
-            _stamp(call, instance)
-        except Exception:
-            logger.exception("livekit_ext: stamping a parallel STT transcript failed")
-    return result
-
-
-@when_active(FEATURE)
-def _emit(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    """Log every transcript, enriched by now, before the session's listeners run (cheaper
-    than one more listener: the emitter inspects every listener on every event)."""
-    if (
-        len(args) > 1
-        and args[0] == "user_input_transcribed"
-        and (state := _states.get(instance)) is not None
-    ):
-        state.on_transcribed(args[1])
-    return wrapped(*args, **kwargs)
+        with hook_errors_logged("stamping a parallel STT transcript"):
+            _stamp(call, ev)
 
 
 @when_active(FEATURE)
@@ -725,8 +708,8 @@ class ParallelSTT(Feature):
         patcher.wrap(AgentActivity, "on_interim_transcript", _transcript_hook(is_final=False))
         patcher.wrap(AgentActivity, "on_final_transcript", _transcript_hook(is_final=True))
         patcher.wrap(AgentActivity, "_on_error", _on_error)
-        patcher.wrap(AgentSession, "emit", _emit)
-        patcher.wrap(_event_class(), "__init__", _event_init)
+        FUNNEL_STAMPERS.append(_stamp_upstreams_transcript)
+        patcher.on_undo(lambda: FUNNEL_STAMPERS.remove(_stamp_upstreams_transcript))
         patcher.wrap(AgentActivity, "on_end_of_turn", _on_end_of_turn)
         patcher.wrap(AgentSession, "_conversation_item_added", _conversation_item_added)
         patcher.wrap(ar.AudioRecognition, "_on_stt_event", _on_stt_event)

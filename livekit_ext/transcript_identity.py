@@ -10,17 +10,18 @@ from 1.6.6 on) are never overwritten.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from weakref import WeakKeyDictionary
 
 from pydantic.fields import FieldInfo
 
+from ._observe import observe_before_listeners
 from ._registry import (
     ENGINE,
     Feature,
@@ -28,7 +29,6 @@ from ._registry import (
     Probe,
     hook_errors_logged,
     when_active,
-    with_signature_of,
 )
 from ._timeline import AudioTimeline, parse_duration
 
@@ -194,7 +194,7 @@ def new_item_id() -> str:
     return str(utils.shortuuid("item_"))
 
 
-@dataclass
+@dataclass(slots=True)
 class Origin:
     """Where the event now passing through the funnel was born."""
 
@@ -237,36 +237,62 @@ def pipeline_track(agent_session: Any) -> PipelineTrack:
     return track
 
 
-@contextmanager
-def born(origin: Origin | None) -> Iterator[None]:
-    """Mark every event that reaches the funnel inside this block as coming from ``origin``."""
-    token = _ORIGIN.set(origin)
-    try:
-        yield
-    finally:
-        _ORIGIN.reset(token)
+class born:  # lower case: used like contextlib's context managers
+    """Mark every event that reaches the funnel inside this block as coming from ``origin``.
+
+    A class, not a ``@contextmanager`` generator: it runs on every realtime transcript.
+    """
+
+    __slots__ = ("origin", "token")
+
+    def __init__(self, origin: Origin | None) -> None:
+        self.origin = origin
+
+    def __enter__(self) -> None:
+        self.token = _ORIGIN.set(self.origin)
+
+    def __exit__(self, *exc: object) -> None:
+        _ORIGIN.reset(self.token)
+
+
+def _set_field(ev: Any, name: str, value: Any) -> None:
+    """What pydantic's ``__setattr__`` does for a field of a model without assignment
+    validation (the event's config), minus its dispatch: this runs on every transcript."""
+    ev.__dict__[name] = value
+    ev.__pydantic_fields_set__.add(name)
 
 
 def enrich(ev: Any, origin: Origin) -> None:
     """Fill the identity fields of ``ev`` from ``origin``; upstream's own values win."""
-    if getattr(ev, "item_id", None) is None:
+    fields = ev.__dict__
+    item_id = fields.get("item_id")
+    if item_id is None:
         item_id = origin.item_id
         if item_id is None and origin.resolve_item is not None:
             item_id = origin.resolve_item()
         if item_id is None:
             logger.debug("livekit_ext: a %s transcript has no item id to attach", origin.source)
-        ev.item_id = item_id
-    if getattr(ev, "source", None) is None:
-        ev.source = origin.source
-    if getattr(ev, "speech_started_at", None) is None and ev.item_id is not None:
-        ev.speech_started_at = min(origin.starts.start_of(ev.item_id, ev.created_at), ev.created_at)
+        _set_field(ev, "item_id", item_id)
+    if fields.get("source") is None:
+        _set_field(ev, "source", origin.source)
+    if fields.get("speech_started_at") is None and item_id is not None:
+        created = ev.created_at
+        _set_field(ev, "speech_started_at", min(origin.starts.start_of(item_id, created), created))
 
 
 # -- wrappers ------------------------------------------------------------------------------
 
 
+FUNNEL_STAMPERS: list[Callable[[Any], None]] = []
+"""Called with each event at the funnel before it is enriched (parallel_stt's identity for
+an STT transcript upstream emits itself)."""
+
+
 @when_active(FEATURE)
 def _funnel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    if FUNNEL_STAMPERS and args:
+        for stamp in FUNNEL_STAMPERS:
+            stamp(args[0])
     origin = _ORIGIN.get()
     if origin is not None and args:
         with hook_errors_logged("enriching user_input_transcribed"):
@@ -404,18 +430,23 @@ def _on_realtime_session_init(
     result = wrapped(*args, **kwargs)
     with hook_errors_logged("attaching to a realtime session"):
         track = realtime_track(instance)
-        instance.on("openai_server_event_received", _openai_listener(track))
+        # an observer on this session's emit, not a listener: the emitter would inspect a
+        # listener's signature at every raw event
+        observe_before_listeners(
+            instance, "openai_server_event_received", functools.partial(_on_openai_event, track)
+        )
     return result
 
 
-def _openai_listener(track: RealtimeTrack) -> Callable[[Any], None]:
-    def listener(event: Any) -> None:
-        _on_openai_event(track, event)
-
-    return with_signature_of(listener, listener)  # type: ignore[no-any-return]
+_TRACKED_OPENAI_EVENTS = frozenset(
+    {"session.created", "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped"}
+)
 
 
 def _on_openai_event(track: RealtimeTrack, event: Any) -> None:
+    # every raw event passes here: leave the ones that say nothing about speech at once
+    if type(event) is dict and event.get("type") not in _TRACKED_OPENAI_EVENTS:
+        return
     if not ENGINE.is_active(FEATURE):
         return
     with hook_errors_logged("reading an OpenAI realtime server event"):

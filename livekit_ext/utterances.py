@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from livekit import rtc
 
+from ._observe import observe_before_listeners
 from .identity import Source, identity
 
 logger = logging.getLogger("livekit_ext")
@@ -60,7 +61,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         self._items: OrderedDict[str, _Item] = OrderedDict()
         self._missing_id_logged = False
         self._closed = False
-        _observe_before_listeners(session, "user_input_transcribed", self._on_transcribed)
+        observe_before_listeners(session, "user_input_transcribed", self._on_transcribed)
 
     def close(self) -> None:
         """Stop observing the session."""
@@ -119,21 +120,3 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
                 event=ev,
             ),
         )
-
-
-def _observe_before_listeners(emitter: Any, event: str, observer: Any) -> None:
-    """Call ``observer`` for ``event`` before the emitter's listeners run.
-
-    ``utterance_started`` must never reach a user later than the first
-    ``user_input_transcribed`` of that utterance, whatever the order handlers were
-    registered in; and older livekit-rtc keeps listeners in a set (no order at all). So the
-    session's own ``emit`` is wrapped, on this instance only.
-    """
-    emit = emitter.emit
-
-    def emit_observed(name: Any, *args: Any) -> None:
-        if name == event and args:
-            observer(args[0])
-        emit(name, *args)
-
-    emitter.emit = emit_observed
