@@ -90,6 +90,13 @@ def run_round(dispatch: Any, rec: Any, tag: str, patched: bool) -> float:
     return elapsed
 
 
+def forget_history(session: Any) -> None:
+    """Empty the chat contexts the rounds filled: upstream looks items up by id linearly, so
+    a context growing round after round would make later rounds ever slower and noisier."""
+    session._activity._agent._chat_ctx.items.clear()
+    session.history.items.clear()
+
+
 async def measure(rounds: int) -> tuple[list[float], list[float]]:
     """Interleaved rounds on two sessions: one started on stock upstream, one patched.
 
@@ -114,6 +121,8 @@ async def measure(rounds: int) -> tuple[list[float], list[float]]:
                             livekit_ext.apply()
                             patched.append(run_round(patched_dispatch, rec_b, f"p{r}", True))
                         await asyncio.sleep(0)  # let the sessions' tasks drain
+                    forget_history(session_a)
+                    forget_history(session_b)
     livekit_ext.apply()
     return stock, patched
 
