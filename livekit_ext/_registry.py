@@ -134,21 +134,20 @@ def make_wrapper(target: Any, wrapper: Wrapper) -> Any:
             return hook(target.__get__(self, type(self)), self, args, kwargs)
 
     patched.__livekit_ext_wrapper__ = True  # type: ignore[attr-defined]
-    with_signature_of(target, patched)
+    _with_signature_of(target, patched)
     return patched
 
 
-def with_signature_of(original: Any, func: Any) -> Any:
+def _with_signature_of(original: Any, func: Any) -> None:
     """Give ``func`` the signature of ``original`` up front, as ``__signature__``.
 
-    livekit's EventEmitter calls ``inspect.signature`` on every listener at every emit; upstream
-    registers bound methods we wrap, and we register listeners of our own. Without this,
-    ``inspect`` re-derives the signature from the code (through ``__wrapped__``) each time.
+    livekit's EventEmitter calls ``inspect.signature`` on every listener at every emit, and
+    upstream registers bound methods we wrap. Without this, ``inspect`` re-derives the
+    signature from the code (through ``__wrapped__``) each time.
     """
     # no signature to know: inspect will say so at emit time, as it does for the original
     with contextlib.suppress(TypeError, ValueError):
         func.__signature__ = inspect.signature(original)
-    return func
 
 
 def is_wrapper(obj: Any) -> bool:

@@ -36,7 +36,13 @@ from ._observe import observe_before_listeners
 from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
 from .identity import Source, identity
 from .transcript_identity import FEATURE as IDENTITY_FEATURE
-from .transcript_identity import FUNNEL_STAMPERS, RealtimeTrack, new_item_id, realtime_track
+from .transcript_identity import (
+    FUNNEL_STAMPERS,
+    RealtimeTrack,
+    _event_class,
+    new_item_id,
+    realtime_track,
+)
 
 logger = logging.getLogger("livekit_ext")
 
@@ -429,22 +435,11 @@ def _forward(call: _HookCall) -> None:
         _FORWARDING.reset(token)
 
 
-_EVENT_CLASS: list[Any] = []
-
-
-def _event_class() -> Any:
-    if not _EVENT_CLASS:
-        from livekit.agents.voice.events import UserInputTranscribedEvent
-
-        _EVENT_CLASS.append(UserInputTranscribedEvent)
-    return _EVENT_CLASS[0]
-
-
 def _stamp_upstreams_transcript(ev: Any) -> None:
     """An STT transcript upstream forwards itself (a realtime model that does not transcribe)
     gets the parallel identity at the funnel, before anything enriches or observes it."""
     call = _HOOK.get()
-    if call is not None and not call.forwarded and ENGINE.is_active(FEATURE):
+    if call is not None and not call.forwarded:
         call.forwarded = True
         with hook_errors_logged("stamping a parallel STT transcript"):
             _stamp(call, ev)
@@ -688,7 +683,6 @@ class ParallelSTT(Feature):
             (AgentActivity, "on_end_of_turn"),
             (AgentSession, "_conversation_item_added"),
             (AgentSession, "_user_input_transcribed"),
-            (AgentSession, "emit"),
             (AudioRecognition, "_on_stt_event"),
         ]
         missing = [f"{owner.__name__}.{name}" for owner, name in needed if not hasattr(owner, name)]

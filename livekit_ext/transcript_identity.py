@@ -22,14 +22,7 @@ from weakref import WeakKeyDictionary
 from pydantic.fields import FieldInfo
 
 from ._observe import observe_before_listeners
-from ._registry import (
-    ENGINE,
-    Feature,
-    Patcher,
-    Probe,
-    hook_errors_logged,
-    when_active,
-)
+from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
 from ._timeline import AudioTimeline, parse_duration
 
 logger = logging.getLogger("livekit_ext")

@@ -50,9 +50,10 @@ def utterance_events(n: int, tag: str) -> list[dict[str, Any]]:
     return [{"event_id": f"ev_{i}", **e} for i, e in enumerate(events)]
 
 
-def dispatcher(rt_session: Any) -> Any:
+def dispatcher(rt_session: Any) -> tuple[Any, int]:
     """The receive loop's work for one JSON frame: parse, announce raw, call the handler
-    (an event the release has no handler for, as 1.4's deltas, is only announced)."""
+    (an event the release has no handler for, as 1.4's deltas, is only announced); and how
+    many transcripts an utterance then yields."""
     from openai.types.realtime import RealtimeServerEvent
     from pydantic import TypeAdapter
 
@@ -72,18 +73,19 @@ def dispatcher(rt_session: Any) -> Any:
             handler(models[kind].model_construct(**event))
 
     # the speech-stop interim and the final, plus an interim per delta where deltas are handled
-    dispatch.transcripts_per_utterance = 2 + (  # type: ignore[attr-defined]
+    per_utterance = 2 + (
         DELTAS if "conversation.item.input_audio_transcription.delta" in handlers else 0
     )
-    return dispatch
+    return dispatch, per_utterance
 
 
 def _sample_events() -> dict[str, dict[str, Any]]:
     return {e["type"]: e for e in utterance_events(0, "sample")}
 
 
-def run_round(dispatch: Any, rec: Any, tag: str, patched: bool) -> float:
+def run_round(dispatcher: tuple[Any, int], rec: Any, tag: str, patched: bool) -> float:
     """CPU seconds to dispatch UTTERANCES utterances' raw events (GC paused while timed)."""
+    dispatch, per_utterance = dispatcher
     frames = [json.dumps(e) for n in range(UTTERANCES) for e in utterance_events(n, tag)]
     rec.transcripts.clear()
     gc.collect()
@@ -95,7 +97,7 @@ def run_round(dispatch: Any, rec: Any, tag: str, patched: bool) -> float:
         elapsed = time.process_time() - started
     finally:
         gc.enable()
-    expected = UTTERANCES * dispatch.transcripts_per_utterance
+    expected = UTTERANCES * per_utterance
     assert len(rec.transcripts) == expected, (len(rec.transcripts), expected)
     assert (getattr(rec.transcripts[-1], "speech_started_at", None) is not None) == patched
     return elapsed
@@ -111,8 +113,8 @@ def forget_history(session: Any) -> None:
 async def measure(rounds: int) -> tuple[list[float], list[float]]:
     """Interleaved rounds on two sessions: one started on stock upstream, one patched.
 
-    Each round runs the other mode right after (order alternating), so machine drift and
-    the chat context growing in both sessions hit both modes alike.
+    Each round runs the other mode right after (order alternating), so machine drift hits
+    both modes alike; both chat contexts are emptied between rounds.
     """
     stock: list[float] = []
     patched: list[float] = []
