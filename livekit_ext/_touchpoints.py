@@ -1,0 +1,327 @@
+"""Every upstream object livekit_ext reads, wraps, replaces or calls — declared once.
+
+A touchpoint names one upstream object by ``"module:Qual.name"``. Several paths mean the
+object moved between releases; the touchpoint holds when any one of them resolves. Kinds:
+
+- ``wrap``: a function or method we replace with a wrapper that calls the original;
+- ``replace``: a module attribute we swap (and put back on revert);
+- ``call``: a function or method we call;
+- ``read``: a class or module attribute we read;
+- ``attr``: an attribute upstream sets on its instances (``self.x = ...``) that we read.
+
+Features check their touchpoints before installing (``missing()``): a missing one makes the
+feature "unsupported", naming it, instead of an exception at run time. ``scripts/sweep.py``
+checks the same table against the source of every release in the supported range.
+
+Pure data: importing this module imports nothing of livekit.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["wrap", "replace", "call", "read", "attr"]
+
+
+@dataclass(frozen=True)
+class Touchpoint:
+    feature: str
+    paths: tuple[str, ...]
+    kind: Kind
+    why: str
+    optional: bool = False
+    """The feature works without it (a plugin's part is skipped, a fallback is used)."""
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return tuple(path.partition(":")[0] for path in self.paths)
+
+    def __str__(self) -> str:
+        return " | ".join(self.paths)
+
+
+def _tp(feature: str, kind: Kind, why: str, *paths: str, optional: bool = False) -> Touchpoint:
+    return Touchpoint(feature=feature, paths=paths, kind=kind, why=why, optional=optional)
+
+
+AGENTS = "livekit.agents"
+SESSION = "livekit.agents.voice.agent_session:AgentSession"
+ACTIVITY = "livekit.agents.voice.agent_activity:AgentActivity"
+EVENTS = "livekit.agents.voice.events"
+RECOGNITION = "livekit.agents.voice.audio_recognition"
+OPENAI_ENGINES = (
+    "livekit.agents.llm._realtime.openai",  # 1.8+: the engine lives in livekit-agents
+    "livekit.plugins.openai.realtime.realtime_model",
+)
+OPENAI_PLUGIN = "livekit.plugins.openai.realtime.realtime_model"
+OPENAI_BETA = "livekit.plugins.openai.realtime.realtime_model_beta"
+GEMINI = "livekit.plugins.google.realtime.realtime_api"
+
+
+def _engine(qualname: str) -> tuple[str, ...]:
+    return tuple(f"{module}:{qualname}" for module in OPENAI_ENGINES)
+
+
+TI = "transcript_identity"
+PS = "parallel_stt"
+AZ = "azure_explicit_nulls"
+MF = "malformed_frames"
+
+TOUCHPOINTS: tuple[Touchpoint, ...] = (
+    # -- transcript_identity: capture where born, enrich at the funnel ------------------------
+    _tp(
+        TI,
+        "read",
+        "the event that gains the identity fields",
+        f"{EVENTS}:UserInputTranscribedEvent",
+    ),
+    _tp(
+        TI, "wrap", "the funnel every user transcript passes", f"{SESSION}._user_input_transcribed"
+    ),
+    _tp(
+        TI,
+        "wrap",
+        "a realtime transcript: its item id",
+        f"{ACTIVITY}._on_input_audio_transcription_completed",
+    ),
+    _tp(
+        TI,
+        "wrap",
+        "the empty interim at speech stop: its item",
+        f"{ACTIVITY}._on_input_speech_stopped",
+    ),
+    _tp(TI, "wrap", "an STT pipeline interim", f"{ACTIVITY}.on_interim_transcript"),
+    _tp(TI, "wrap", "an STT pipeline final", f"{ACTIVITY}.on_final_transcript"),
+    _tp(TI, "wrap", "the local VAD's start of speech", f"{ACTIVITY}.on_start_of_speech"),
+    _tp(
+        TI,
+        "wrap",
+        "an STT turn ends: its user message takes the turn's id",
+        f"{ACTIVITY}.on_end_of_turn",
+    ),
+    _tp(
+        TI,
+        "wrap",
+        "a preemptive reply's user message takes the turn's id",
+        f"{ACTIVITY}.on_preemptive_generation",
+        optional=True,
+    ),
+    _tp(
+        TI,
+        "wrap",
+        "audio pushed to the realtime model: the offset timeline",
+        f"{ACTIVITY}.push_audio",
+    ),
+    _tp(TI, "attr", "the activity's realtime session", f"{ACTIVITY}._rt_session"),
+    _tp(TI, "attr", "the activity's AgentSession", f"{ACTIVITY}._session"),
+    _tp(
+        TI,
+        "wrap",
+        "a user ChatMessage of an STT turn takes the turn's id",
+        "livekit.agents.llm.chat_context:ChatMessage.__init__",
+    ),
+    _tp(
+        TI,
+        "wrap",
+        "each realtime session: observe its raw server events",
+        "livekit.agents.llm.realtime:RealtimeSession.__init__",
+    ),
+    _tp(TI, "call", "fresh utterance ids shaped like upstream's", "livekit.agents.utils:shortuuid"),
+    _tp(
+        TI,
+        "wrap",
+        "each Gemini connection: observe voiceActivity",
+        f"{GEMINI}:RealtimeSession._recv_task",
+        optional=True,
+    ),
+    _tp(
+        TI,
+        "wrap",
+        "a Gemini generation takes the id reserved at speech start",
+        f"{GEMINI}:RealtimeSession._start_new_generation",
+        optional=True,
+    ),
+    _tp(
+        TI,
+        "attr",
+        "the generation whose input id names the utterance",
+        f"{GEMINI}:RealtimeSession._current_generation",
+        optional=True,
+    ),
+    # -- parallel_stt ------------------------------------------------------------------------
+    _tp(
+        PS,
+        "wrap",
+        "an STT interim a transcribing realtime model drops",
+        f"{ACTIVITY}.on_interim_transcript",
+    ),
+    _tp(
+        PS,
+        "wrap",
+        "an STT final a transcribing realtime model drops",
+        f"{ACTIVITY}.on_final_transcript",
+    ),
+    _tp(PS, "wrap", "a parallel STT's fatal error becomes recoverable", f"{ACTIVITY}._on_error"),
+    _tp(PS, "wrap", "a turn committed from the STT's words", f"{ACTIVITY}.on_end_of_turn"),
+    _tp(
+        PS,
+        "wrap",
+        "keep the STT's committed words out of the chat context",
+        f"{SESSION}._conversation_item_added",
+    ),
+    _tp(
+        PS,
+        "call",
+        "emit a forwarded STT transcript through the funnel",
+        f"{SESSION}._user_input_transcribed",
+    ),
+    _tp(
+        PS, "wrap", "the STT's START/END_OF_SPEECH", f"{RECOGNITION}:AudioRecognition._on_stt_event"
+    ),
+    _tp(
+        PS,
+        "read",
+        "1.6+: upstream recreates a failed STT stream itself",
+        f"{RECOGNITION}:_STT_RECONNECT_INTERVAL",
+        optional=True,
+    ),
+    _tp(
+        PS,
+        "wrap",
+        "1.5: the STT pipeline's pump is created here",
+        f"{RECOGNITION}:AudioRecognition.update_stt",
+        optional=True,
+    ),
+    _tp(
+        PS,
+        "wrap",
+        "1.5: a failed STT pump is run again",
+        f"{RECOGNITION}:_STTPipeline._stt_pump",
+        optional=True,
+    ),
+    _tp(
+        PS,
+        "wrap",
+        "1.4: a failed STT task is run again",
+        f"{RECOGNITION}:AudioRecognition._stt_task",
+        optional=True,
+    ),
+    _tp(
+        PS,
+        "wrap",
+        "the room's user transcription ignores forwarded STT events",
+        "livekit.agents.voice.room_io.room_io:RoomIO._on_user_input_transcribed",
+        optional=True,
+    ),
+    _tp(
+        PS,
+        "wrap",
+        "IVR loop detection ignores forwarded STT events",
+        "livekit.agents.voice.ivr.ivr_activity:IVRActivity._on_user_input_transcribed",
+        optional=True,
+    ),
+    _tp(PS, "attr", "the activity's model: is it realtime, does it transcribe", f"{ACTIVITY}.llm"),
+    _tp(PS, "attr", "the agent whose chat context holds the user messages", f"{ACTIVITY}._agent"),
+    _tp(
+        PS,
+        "read",
+        "the patch series' own switch: native when present",
+        f"{SESSION}.parallel_stt",
+        optional=True,
+    ),
+    # -- azure_explicit_nulls ---------------------------------------------------------------
+    _tp(
+        AZ,
+        "wrap",
+        "route GA/no api-version to the GA model, keep None",
+        f"{OPENAI_PLUGIN}:RealtimeModel.with_azure",
+    ),
+    _tp(
+        AZ,
+        "replace",
+        "Azure without api-version: /openai/v1/realtime?model=",
+        *(f"{m}:process_base_url" for m in OPENAI_ENGINES),
+    ),
+    _tp(
+        AZ,
+        "wrap",
+        "the legacy flat session.update keeps explicit nulls",
+        *_engine("RealtimeSession._wrap_session_update"),
+        optional=True,
+    ),
+    _tp(
+        AZ,
+        "wrap",
+        "remember what the caller gave; capabilities follow",
+        f"{OPENAI_PLUGIN}:RealtimeModel.update_options",
+    ),
+    _tp(
+        AZ,
+        "wrap",
+        "1.4 preview model: capabilities follow update_options",
+        f"{OPENAI_BETA}:RealtimeModelBeta.update_options",
+        optional=True,
+    ),
+    _tp(
+        AZ,
+        "wrap",
+        "1.4: send only the settings the caller gave",
+        *_engine("RealtimeSession.update_options"),
+    ),
+    _tp(AZ, "attr", "the model's options (None means off)", *_engine("RealtimeModel._opts")),
+    _tp(
+        AZ,
+        "attr",
+        "the model's capabilities (user_transcription, turn_detection)",
+        *_engine("RealtimeModel._capabilities"),
+    ),
+    # -- malformed_frames -------------------------------------------------------------------
+    _tp(
+        MF,
+        "wrap",
+        "the websocket whose text frames are parsed",
+        *_engine("RealtimeSession._create_ws_conn"),
+    ),
+    _tp(
+        MF,
+        "read",
+        "the patch series' frame parser: native when it rejects bad frames",
+        *(f"{m}:_parse_server_event" for m in OPENAI_ENGINES),
+        optional=True,
+    ),
+)
+
+
+def for_feature(feature: str) -> tuple[Touchpoint, ...]:
+    return tuple(tp for tp in TOUCHPOINTS if tp.feature == feature)
+
+
+def resolve(path: str) -> object | None:
+    """The object at ``path`` if its module is already imported (never imports), else None."""
+    module_name, _, qualname = path.partition(":")
+    obj: object | None = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        if obj is None:
+            return None
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def missing(feature: str, modules: frozenset[str] | None = None) -> list[Touchpoint]:
+    """The required touchpoints of ``feature`` that do not resolve in the imported modules.
+
+    ``attr`` touchpoints (instance attributes) cannot be seen on a class; the sweep checks
+    them in the source. Only touchpoints whose modules are all in ``modules`` (when given)
+    are checked.
+    """
+    result = []
+    for tp in for_feature(feature):
+        if tp.optional or tp.kind == "attr":
+            continue
+        if modules is not None and not any(m in modules for m in tp.modules):
+            continue
+        if all(resolve(path) is None for path in tp.paths):
+            result.append(tp)
+    return result
