@@ -1,22 +1,26 @@
-"""Facts about the installed livekit packages, computed once at import.
+"""Which livekit-agents release is installed, and what the package makes of it.
 
-The supported range is declared once (``SUPPORTED``); everything else is probed
-from what the installed version actually has, not from its version string.
+The supported range is declared once here (``MIN_RELEASE``, mirrored by the lower bound in
+``pyproject.toml``); there is no upper bound. A release newer than ``NEWEST_TESTED`` gets every
+feature whose touchpoints and probes hold, with one warning; ``LIVEKIT_EXT_STRICT=1`` applies
+nothing there. Below ``MIN_RELEASE`` nothing is applied. Everything else is probed from what
+the installed release has, not from its version string.
 """
 
 from __future__ import annotations
 
-import logging
+import os
 import re
+from dataclasses import dataclass
 from importlib import metadata
 
-logger = logging.getLogger("livekit_ext")
-
-SUPPORTED = "livekit-agents>=1.4.6,<1.9"
-"""The livekit-agents releases this package supports (1.4.6 to 1.8.x); pyproject.toml agrees."""
+MIN_RELEASE = "1.4.6"
+"""The oldest supported livekit-agents release; pyproject.toml says ``livekit-agents>=1.4.6``."""
 
 TESTED_RELEASES = ("1.4.6", "1.5.17", "1.6.10", "1.7.1", "1.8.9")
-"""The version matrix run in CI."""
+"""The version matrix run in CI (``scripts/sweep.py`` checks every release in between)."""
+
+NEWEST_TESTED = TESTED_RELEASES[-1]
 
 PACKAGES = ("livekit-agents", "livekit-plugins-openai", "livekit-plugins-google")
 
@@ -32,39 +36,60 @@ def installed_versions() -> dict[str, str | None]:
     return {name: installed_version(name) for name in PACKAGES}
 
 
-def _release(version: str) -> tuple[int, ...] | None:
-    """The numeric release of a version string ("1.5.17rc1" -> (1, 5, 17))."""
+def release(version: str) -> tuple[int, ...] | None:
+    """The numeric release of a version string ("1.5.17rc1" -> (1, 5, 17)).
+
+    (A tiny parser instead of ``packaging``: importing that costs ~60 ms.)
+    """
     match = re.match(r"^\s*v?(\d+(?:\.\d+)*)", version)
     return tuple(int(part) for part in match.group(1).split(".")) if match else None
 
 
-def _satisfies(release: tuple[int, ...], clause: str) -> bool:
-    op, bound_text = re.match(r"^(>=|<=|==|<|>)(.+)$", clause.strip()).groups()  # type: ignore[union-attr]
-    bound = _release(bound_text)
-    assert bound is not None
-    width = max(len(release), len(bound))
-    left, right = release + (0,) * (width - len(release)), bound + (0,) * (width - len(bound))
-    return {
-        ">=": left >= right,
-        "<=": left <= right,
-        "==": left == right,
-        "<": left < right,
-        ">": left > right,
-    }[op]
+def _padded(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    width = max(len(a), len(b))
+    return a + (0,) * (width - len(a)), b + (0,) * (width - len(b))
 
 
-def range_problem() -> str | None:
-    """Why the installed livekit-agents is outside the supported range, or None.
+def is_older(version: tuple[int, ...], than: str) -> bool:
+    left, right = _padded(version, release(than) or ())
+    return left < right
 
-    (A tiny parser instead of ``packaging``: importing that costs ~60 ms at import time.)
-    """
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with the installed livekit-agents: apply (perhaps with a warning) or not."""
+
+    apply: bool
+    warning: str | None = None
+
+
+def strict() -> bool:
+    return os.environ.get("LIVEKIT_EXT_STRICT", "").strip().lower() in ("1", "true", "yes")
+
+
+def verdict() -> Verdict:
     found = installed_version("livekit-agents")
     if found is None:
-        return "livekit-agents is not installed"
-    release = _release(found)
-    if release is None:
-        return f"livekit-agents {found} has an unparseable version"
-    specifier = SUPPORTED.removeprefix("livekit-agents")
-    if not all(_satisfies(release, clause) for clause in specifier.split(",")):
-        return f"livekit-agents {found} is outside the supported range {specifier}"
-    return None
+        return Verdict(False, "livekit-agents is not installed; no feature is applied")
+    parsed = release(found)
+    if parsed is None:
+        return Verdict(False, f"livekit-agents {found} has an unparseable version; nothing applied")
+    if is_older(parsed, MIN_RELEASE):
+        return Verdict(
+            False,
+            f"livekit-agents {found} is older than {MIN_RELEASE}, the oldest supported "
+            "release; no feature is applied",
+        )
+    if is_older(release(NEWEST_TESTED) or (), found):
+        if strict():
+            return Verdict(
+                False,
+                f"livekit-agents {found} is newer than {NEWEST_TESTED}, the newest tested "
+                "release, and LIVEKIT_EXT_STRICT=1; no feature is applied",
+            )
+        return Verdict(
+            True,
+            f"livekit-agents {found} is newer than {NEWEST_TESTED}, the newest tested release "
+            "(untested); each feature is applied only where its touchpoints and probes hold",
+        )
+    return Verdict(True)

@@ -9,26 +9,29 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import inspect
 import logging
+import sys
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any, ClassVar, Literal
 
-from . import _compat
+from . import _compat, _touchpoints
+from ._imports import is_imported, when_imported
 
 logger = logging.getLogger("livekit_ext")
 
-State = Literal["native", "patched", "unsupported"]
+State = Literal["native", "patched", "unsupported", "disabled"]
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 _ABSENT = object()
 
 
 class FeatureStatus(str):
-    """``"native" | "patched" | "unsupported"``, carrying the human reason in ``.reason``."""
+    """``"native" | "patched" | "unsupported" | "disabled"``, with the human reason in ``.reason``."""
 
     state: State
     reason: str
@@ -157,10 +160,21 @@ def is_wrapper(obj: Any) -> bool:
 
 
 class Feature(ABC):
-    """One feature, one module: probe what the installed livekit has, then install."""
+    """One feature, one module: probe what the installed livekit has, then install.
+
+    A feature is decided when its ``trigger`` module is imported by the application (at once
+    if it already is): its touchpoints are checked, then ``probe()``, then ``install()``.
+    ``parts`` name later modules (a plugin) whose share of the feature is installed by the
+    named method when they are imported. ``requires`` names features that must be in effect
+    (patched or native) first; the engine orders, applies and reverts them together.
+    """
 
     name: ClassVar[str]
     description: ClassVar[str]
+    requires: ClassVar[tuple[str, ...]] = ()
+    trigger: ClassVar[str] = "livekit.agents"
+    distribution: ClassVar[str] = "livekit-agents"
+    parts: ClassVar[dict[str, str]] = {}
 
     @abstractmethod
     def probe(self) -> Probe: ...
@@ -173,47 +187,120 @@ class Feature(ABC):
         """The final word for ``status()``, for features that probe on first use (what a probe
         costs is then paid when it matters, not at import).
 
-        Called with ``"patched"`` once applied, and with the ``"unsupported"`` not-applied
-        status while the extension is off (``LIVEKIT_EXT_DISABLE``, ``revert()``), so that a
-        release found to have the feature itself reports ``"native"`` either way; while not
-        applied, any other answer is ignored.
+        Called with ``"patched"`` once applied, and with the ``"disabled"`` status while the
+        extension is off (``LIVEKIT_EXT_DISABLE``, ``revert()``), so that a release found to
+        have the feature itself reports ``"native"`` either way; while not applied, any other
+        answer is ignored.
         """
         return applied
 
 
 class _Engine:
+    """Applies features when their modules are imported; reverts them; says what is true."""
+
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._features: list[Feature] = []
+        self._features: dict[str, Feature] = {}
         # mutated in place, never rebound: wrappers hold this very dict to check activity
         self._patchers: dict[str, Patcher] = {}
-        self._status: dict[str, FeatureStatus] = {}
-        self.applied = False
+        self._decided: dict[str, FeatureStatus] = {}
+        self._wanted: set[str] = set()
+        self._off_reason = "not applied; call livekit_ext.apply()"
+        self._verdict: _compat.Verdict | None = None
+
+    @property
+    def applied(self) -> bool:
+        return bool(self._wanted)
 
     def register(self, feature: Feature) -> None:
-        self._features.append(feature)
+        unknown = [dep for dep in feature.requires if dep not in self._features]
+        if unknown:
+            raise ValueError(f"{feature.name} requires unregistered feature(s) {unknown}")
+        self._features[feature.name] = feature
 
     def is_active(self, name: str) -> bool:
         return name in self._patchers
 
-    def apply(self) -> dict[str, FeatureStatus]:
-        with self._lock:
-            if self.applied:
-                logger.debug("livekit_ext.apply(): already applied, nothing to do")
-                return dict(self._status)
-            self.applied = True
-            problem = _compat.range_problem()
-            if problem is not None:
-                logger.warning("livekit_ext: %s; no feature is applied", problem)
-                self._status = {
-                    f.name: FeatureStatus("unsupported", problem) for f in self._features
-                }
-                return dict(self._status)
-            for feature in self._features:
-                self._status[feature.name] = self._apply_one(feature)
-            return dict(self._status)
+    def _with_requirements(self, names: Iterable[str] | None) -> list[str]:
+        """``names`` and what they require, in registration order (requirements first)."""
+        if names is None:
+            return list(self._features)
+        wanted: set[str] = set()
+        todo = list(names)
+        while todo:
+            name = todo.pop()
+            if name not in self._features:
+                raise ValueError(f"no feature {name!r}; known: {', '.join(self._features)}")
+            if name not in wanted:
+                wanted.add(name)
+                todo.extend(self._features[name].requires)
+        return [name for name in self._features if name in wanted]
 
-    def _apply_one(self, feature: Feature) -> FeatureStatus:
+    def _with_dependents(self, names: Iterable[str] | None) -> list[str]:
+        """``names`` and every feature that requires them, dependents first."""
+        if names is None:
+            return list(reversed(self._features))
+        selected: set[str] = set()
+        for name in names:
+            if name not in self._features:
+                raise ValueError(f"no feature {name!r}; known: {', '.join(self._features)}")
+            selected.add(name)
+        changed = True
+        while changed:
+            changed = False
+            for feature in self._features.values():
+                if feature.name not in selected and selected.intersection(feature.requires):
+                    selected.add(feature.name)
+                    changed = True
+        return [name for name in reversed(self._features) if name in selected]
+
+    def apply(self, names: Iterable[str] | None = None) -> dict[str, FeatureStatus]:
+        with self._lock:
+            selected = self._with_requirements(names)
+            for name in selected:
+                if name in self._wanted:
+                    continue
+                self._wanted.add(name)
+                self._decided.pop(name, None)
+                feature = self._features[name]
+                when_imported(feature.trigger, functools.partial(self._activate, name))
+        return self.status(import_core=False)
+
+    def _range_verdict(self) -> _compat.Verdict:
+        if self._verdict is None:
+            self._verdict = _compat.verdict()
+            if self._verdict.warning is not None:
+                logger.warning("livekit_ext: %s", self._verdict.warning)
+        return self._verdict
+
+    def _activate(self, name: str, module: ModuleType | None = None) -> None:
+        """The feature's trigger module is imported: decide it, and install it if it fits."""
+        with self._lock:
+            if name not in self._wanted or name in self._decided:
+                return
+            feature = self._features[name]
+            status = self._decide(feature)
+            self._decided[name] = status
+            if status.state != "patched":
+                return
+            for part_module, method in feature.parts.items():
+                hook = functools.partial(self._install_part, name, method)
+                when_imported(part_module, hook)
+
+    def _decide(self, feature: Feature) -> FeatureStatus:
+        verdict = self._range_verdict()
+        if not verdict.apply:
+            return FeatureStatus("unsupported", verdict.warning or "outside the supported range")
+        for dep in feature.requires:
+            dep_status = self._decided.get(dep)
+            if dep_status is None or dep_status.state not in ("patched", "native"):
+                why = f"{dep_status.state}: {dep_status.reason}" if dep_status else "not decided"
+                return FeatureStatus("unsupported", f"needs {dep} ({why})")
+        missing = _touchpoints.missing(feature.name, frozenset(sys.modules))
+        if missing:
+            named = "; ".join(f"{tp} ({tp.why})" for tp in missing)
+            logger.warning("livekit_ext: %s not applied: missing %s", feature.name, named)
+            return FeatureStatus("unsupported", f"missing upstream touchpoint: {named}")
         try:
             probe = feature.probe()
         except Exception as e:  # a probe must never break the user's import
@@ -231,15 +318,38 @@ class _Engine:
         self._patchers[feature.name] = patcher
         return FeatureStatus("patched", probe.reason)
 
-    def revert(self) -> None:
+    def _install_part(self, name: str, method: str, module: ModuleType) -> None:
+        """A plugin the feature also covers was imported: install its share."""
         with self._lock:
-            if not self.applied:
-                logger.debug("livekit_ext.revert(): not applied, nothing to do")
+            patcher = self._patchers.get(name)
+            if patcher is None:
                 return
-            for name in reversed(list(self._patchers)):
-                self._patchers.pop(name).undo()
-            self.applied = False
-            self._status = {}
+            try:
+                getattr(self._features[name], method)(patcher)
+            except Exception as e:
+                logger.warning("livekit_ext: %s not applied to %s: %r", name, module.__name__, e)
+                status = self._decided[name]
+                self._decided[name] = FeatureStatus(
+                    status.state, f"{status.reason}; not for {module.__name__}: {e!r}"
+                )
+
+    def revert(self, names: Iterable[str] | None = None, *, reason: str | None = None) -> None:
+        with self._lock:
+            for name in self._with_dependents(names):
+                if name not in self._wanted:
+                    continue
+                self._wanted.discard(name)
+                self._decided.pop(name, None)
+                patcher = self._patchers.pop(name, None)
+                if patcher is not None:
+                    patcher.undo()
+            self._off_reason = reason or "reverted; call livekit_ext.apply() to apply again"
+            if not self._wanted:
+                self._verdict = None  # the next apply() looks at the installed release again
+
+    def disable(self, reason: str) -> None:
+        """Apply nothing at import, and say why in ``status()``."""
+        self._off_reason = reason
 
     def _settled(self, feature: Feature, status: FeatureStatus) -> FeatureStatus:
         """``feature.settle(status)``; a failing settle leaves ``status`` as it was."""
@@ -249,35 +359,41 @@ class _Engine:
             logger.warning("livekit_ext: settling the status of %s failed: %r", feature.name, e)
             return status
 
-    def status(self) -> dict[str, FeatureStatus]:
+    def status(self, *, import_core: bool = True) -> dict[str, FeatureStatus]:
+        core = [f for f in self._features.values() if f.trigger == "livekit.agents"]
+        wanted_core = any(f.name in self._wanted for f in core)
+        if import_core and wanted_core and not is_imported("livekit.agents"):
+            # every agent imports livekit.agents: deciding the core features now is what
+            # "in effect for the sessions that follow" means (plugins are never imported here)
+            with contextlib.suppress(ImportError):
+                importlib.import_module("livekit.agents")
         with self._lock:
-            if self.applied:
-                return {
-                    f.name: (
-                        self._settled(f, self._status[f.name])
-                        if self._status[f.name].state == "patched"
-                        else self._status[f.name]
-                    )
-                    for f in self._features
-                    if f.name in self._status
-                }
-            result: dict[str, FeatureStatus] = {}
-            for feature in self._features:
-                try:
-                    probe = feature.probe()
-                except Exception as e:
-                    result[feature.name] = FeatureStatus("unsupported", f"probe failed: {e!r}")
-                    continue
-                if probe.state == "patchable":
-                    not_applied = FeatureStatus(
-                        "unsupported", "not applied (LIVEKIT_EXT_DISABLE or revert()); call apply()"
-                    )
-                    # a probe deferred to first use may still find the installed release native
-                    settled = self._settled(feature, not_applied)
-                    result[feature.name] = settled if settled.state == "native" else not_applied
-                else:
-                    result[feature.name] = FeatureStatus(probe.state, probe.reason)
-            return result
+            return {name: self._status_of(feature) for name, feature in self._features.items()}
+
+    def _status_of(self, feature: Feature) -> FeatureStatus:
+        decided = self._decided.get(feature.name)
+        if decided is not None:
+            return self._settled(feature, decided) if decided.state == "patched" else decided
+        if _compat.installed_version(feature.distribution) is None:
+            return FeatureStatus("unsupported", f"{feature.distribution} is not installed")
+        imported = is_imported(feature.trigger)
+        if feature.name in self._wanted:
+            return FeatureStatus(
+                "unsupported",
+                f"not in effect: {feature.trigger} is not imported in this process "
+                "(the feature is applied when it is)",
+            )
+        off = FeatureStatus("disabled", self._off_reason)
+        if not imported:
+            return off
+        try:  # off, but upstream may do it natively
+            probe = feature.probe()
+        except Exception as e:
+            return FeatureStatus("unsupported", f"probe failed: {e!r}")
+        if probe.state == "native":
+            return FeatureStatus("native", probe.reason)
+        settled = self._settled(feature, off)
+        return settled if settled.state == "native" else off
 
 
 ENGINE = _Engine()

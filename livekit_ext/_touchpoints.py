@@ -83,6 +83,19 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     _tp(
         TI,
         "wrap",
+        "a session started with the extension in effect (else: a warning, not silence)",
+        f"{SESSION}.start",
+    ),
+    _tp(
+        TI,
+        "attr",
+        "transcripts(): has the session started (the log may have missed some)",
+        f"{SESSION}._started",
+        optional=True,
+    ),
+    _tp(
+        TI,
+        "wrap",
         "a realtime transcript: its item id",
         f"{ACTIVITY}._on_input_audio_transcription_completed",
     ),
@@ -276,6 +289,13 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         "attr",
         "the model's capabilities (user_transcription, turn_detection)",
         *_engine("RealtimeModel._capabilities"),
+    ),
+    _tp(
+        AZ,
+        "call",
+        "probe: does upstream's flat conversion keep an explicit None",
+        *(f"{m}:_oai_session_to_azure" for m in OPENAI_ENGINES),
+        optional=True,
     ),
     # -- malformed_frames -------------------------------------------------------------------
     _tp(

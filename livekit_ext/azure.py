@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
@@ -193,53 +193,42 @@ def _azure_v1_url_native(plugin: _Plugin) -> bool:
     ]
 
 
-def _flat_session(plugin: _Plugin, **audio_input: Any) -> Any:
-    """Run the installed ``_wrap_session_update`` on a GA session, as an api-version call."""
+def _flat_shape_drops_none(plugin: _Plugin) -> bool:
+    """Does the legacy flat conversion lose an explicit ``None``?
+
+    Asked of upstream's own converter, ``_oai_session_to_azure`` (1.5+), with a real GA session
+    request; a release without it does not flatten GA sessions (1.4), so loses nothing there.
+    """
+    convert = getattr(plugin.engine, "_oai_session_to_azure", None)
+    if convert is None:
+        return False
     from openai.types.realtime import (
         RealtimeAudioConfig,
         RealtimeAudioConfigInput,
         RealtimeSessionCreateRequest,
     )
 
-    session = RealtimeSessionCreateRequest(
+    request = RealtimeSessionCreateRequest(
         type="realtime",
-        audio=RealtimeAudioConfig(input=RealtimeAudioConfigInput(**audio_input)),
+        audio=RealtimeAudioConfig(
+            input=RealtimeAudioConfigInput(transcription=None, turn_detection=None)
+        ),
     )
-    fake = SimpleNamespace(_opts=SimpleNamespace(is_azure=True, api_version=FIRST_GA_API_VERSION))
-    return plugin.session._wrap_session_update(fake, event_id="probe", session=session)
-
-
-def _flat_shape_drops_none(plugin: _Plugin) -> bool:
-    """Does the legacy flat conversion lose an explicit ``None``? (absent before 1.5: no)"""
-    if not hasattr(plugin.session, "_wrap_session_update"):
-        return False
-    event = _flat_session(plugin, transcription=None, turn_detection=None)
-    if not isinstance(event, dict):  # the release does not flatten GA sessions
-        return False
-    body = event.get("session") or {}
-    return any(body.get(flat, "absent") is not None for flat in _FLAT_NAMES.values())
+    flat = convert(request)
+    body = (
+        flat.model_dump(by_alias=True, exclude_unset=True) if hasattr(flat, "model_dump") else flat
+    )
+    return any(body.get(name, "absent") is not None for name in _FLAT_NAMES.values())
 
 
 def _session_resends_untouched(plugin: _Plugin) -> bool:
-    """Does the GA session send a setting that did not change (1.4: no per-session diff)?"""
-    sent: list[Any] = []
-    opts = SimpleNamespace(
-        turn_detection=None, input_audio_transcription=None, input_audio_noise_reduction=None
-    )
-    fake = SimpleNamespace(
-        _opts=opts,
-        _realtime_model=SimpleNamespace(_opts=opts),
-        _capabilities=SimpleNamespace(),
-        send_event=sent.append,
-        _wrap_session_update=lambda event_id, session: session,
-    )
-    plugin.session.update_options(
-        fake,
-        turn_detection=None,
-        input_audio_transcription=None,
-        input_audio_noise_reduction=None,
-    )
-    return bool(sent)
+    """Does the GA session send again settings the caller did not touch?
+
+    1.4 does (its model forwards every audio-input setting on each ``update_options``, with no
+    per-session diff); 1.4 is recognised by its layout, the preview model shipped next to the
+    GA one (sentry-style: detect by what is importable, not by the version string).
+    """
+    return plugin.beta_model is not None
 
 
 def _user_transcription_follows_updates(model_cls: Any) -> bool:
@@ -529,6 +518,8 @@ class AzureExplicitNulls(Feature):
         "with_azure(..., input_audio_transcription=None / turn_detection=None) works on GA and "
         "preview api-versions and sends explicit nulls on the wire"
     )
+    trigger = "livekit.plugins.openai"
+    distribution = "livekit-plugins-openai"
 
     def probe(self) -> Probe:
         try:

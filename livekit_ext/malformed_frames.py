@@ -101,6 +101,8 @@ def _parses_frames_natively(cls: type) -> bool:
 class MalformedFrames(Feature):
     name = FEATURE
     description = "a malformed OpenAI realtime frame is logged and dropped, not fatal"
+    trigger = "livekit.plugins.openai"
+    distribution = "livekit-plugins-openai"
 
     def probe(self) -> Probe:
         classes = _session_classes()

@@ -26,23 +26,17 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Literal, cast
 from weakref import WeakKeyDictionary
 
-from ._observe import observe_before_listeners
+from . import transcript_identity
 from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
-from .identity import Source, identity
-from .transcript_identity import FEATURE as IDENTITY_FEATURE
-from .transcript_identity import (
-    FUNNEL_STAMPERS,
-    RealtimeTrack,
-    _event_class,
-    new_item_id,
-    realtime_track,
-)
+from ._tracks import RealtimeTrack, new_item_id, realtime_track
+from .identity import identity
+from .transcripts import TranscriptLog, _check_window, transcripts
 
 logger = logging.getLogger("livekit_ext")
 
@@ -56,63 +50,6 @@ _MIN_LAG_ALLOWANCE = 1.5  # seconds an ended utterance may wait for its first tr
 _MAX_LAG_ALLOWANCE = 10.0
 
 RestartMode = Literal["native", "pipeline", "task", "none"]
-
-
-# -- the per-session transcript log --------------------------------------------------------
-
-
-class TranscriptLog:
-    """What the user said, per utterance and per engine, for a function tool to read.
-
-    Records every non-empty ``user_input_transcribed`` of one session from the moment it is
-    created. At most ``window`` final events are kept (oldest dropped first), plus the latest
-    event of each source, so memory stays bounded however long the session runs.
-    """
-
-    def __init__(self, window: int = 256) -> None:
-        _check_window(window)
-        self._finals: deque[Any] = deque(maxlen=window)
-        self._latest: dict[tuple[Source | None, bool], Any] = {}
-
-    @property
-    def window(self) -> int:
-        return self._finals.maxlen or 0
-
-    def resize(self, window: int) -> None:
-        """Keep at most ``window`` finals from now on (the newest ones survive a shrink)."""
-        _check_window(window)
-        if window != self.window:
-            self._finals = deque(self._finals, maxlen=window)
-
-    def latest(self, source: Source | None = None, final_only: bool = True) -> Any | None:
-        """The newest ``UserInputTranscribedEvent`` of ``source`` (any source when None)."""
-        return self._latest.get((source, final_only))
-
-    def for_item(self, item_id: str) -> list[Any]:
-        """The final events of one utterance, from both engines, in arrival order."""
-        return [ev for ev in self._finals if identity(ev).item_id == item_id]
-
-    def __len__(self) -> int:
-        return len(self._finals)
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(list(self._finals))
-
-    def record(self, ev: Any, source: Source | None = None) -> None:
-        """Log one ``user_input_transcribed`` (its ``source`` when already known); empty
-        transcripts (the speech-stop marker) are skipped."""
-        if not getattr(ev, "transcript", ""):
-            return
-        source = source or identity(ev).source
-        self._latest[(source, False)] = self._latest[(None, False)] = ev
-        if ev.is_final:
-            self._latest[(source, True)] = self._latest[(None, True)] = ev
-            self._finals.append(ev)
-
-
-def _check_window(window: int) -> None:
-    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
-        raise ValueError(f"window must be a positive int, got {window!r}")
 
 
 # -- per-session state ---------------------------------------------------------------------
@@ -202,15 +139,11 @@ class _State:
     completed: _Completed = field(default_factory=_Completed)
     """Realtime item -> when its final transcript arrived (an end for providers with no stop)."""
 
-    def on_transcribed(self, ev: Any) -> None:
-        """A ``user_input_transcribed`` went out: log it, note when realtime ones complete."""
-        try:
-            ident = identity(ev)
-            self.log.record(ev, ident.source)
-            if ev.is_final and ident.source == "realtime" and ident.item_id is not None:
-                self.completed.note(ident.item_id, ev.created_at)
-        except Exception:
-            logger.exception("livekit_ext: recording a transcript for transcripts() failed")
+    def note_transcribed(self, ev: Any) -> None:
+        """A realtime final went out: when it completed is an end for matching by time."""
+        ident = identity(ev)
+        if ev.is_final and ident.source == "realtime" and ident.item_id is not None:
+            self.completed.note(ident.item_id, ev.created_at)
 
 
 _states: WeakKeyDictionary[Any, _State] = WeakKeyDictionary()
@@ -219,10 +152,7 @@ _states: WeakKeyDictionary[Any, _State] = WeakKeyDictionary()
 def _state_of(session: Any, window: int | None = None) -> _State:
     state = _states.get(session)
     if state is None:
-        state = _states[session] = _State(log=TranscriptLog(window or 256))
-        if callable(getattr(session, "emit", None)):
-            # every transcript, enriched by now, before the session's listeners see it
-            observe_before_listeners(session, "user_input_transcribed", state.on_transcribed)
+        state = _states[session] = _State(log=transcripts(session, window=window))
     elif window is not None:
         state.log.resize(window)
     return state
@@ -260,11 +190,6 @@ def enable_parallel_stt(session: Any, *, window: int = 256) -> TranscriptLog:
             "its own stt will transcribe in parallel"
         )
     return state.log
-
-
-def transcripts(session: Any) -> TranscriptLog:
-    """The session's per-utterance transcript log (created on first use, window 256)."""
-    return _state_of(session).log
 
 
 # -- correlation ---------------------------------------------------------------------------
@@ -323,6 +248,13 @@ def _identify(activity: Any, state: _State, stt_ev: Any, *, is_final: bool) -> t
     if is_final:
         state.utterances.finalized(utterance, at)
     return item_id, started
+
+
+def _note_transcribed(session: Any, ev: Any) -> None:
+    """Every transcript at the funnel: a realtime final marks when its utterance completed."""
+    state = _enabled_state(session)
+    if state is not None:
+        state.note_transcribed(ev)
 
 
 def _stamp(call: _HookCall, ev: Any) -> None:
@@ -413,7 +345,7 @@ def _forward(call: _HookCall) -> None:
         item_id, started = _identify(call.activity, call.state, call.stt_ev, is_final=call.is_final)
         now = time.time()
         # the values are already typed (SpeechData normalises its language): skip validation
-        out = _event_class().model_construct(
+        out = transcript_identity.event_class().model_construct(
             transcript=alt.text,
             is_final=call.is_final,
             language=alt.language,
@@ -666,6 +598,7 @@ _RESTART_REASONS: dict[RestartMode, str] = {
 class ParallelSTT(Feature):
     name = FEATURE
     description = "STT transcripts next to a realtime model's, matched to its utterances"
+    requires = (transcript_identity.FEATURE,)
 
     def probe(self) -> Probe:
         from livekit.agents.voice.agent_activity import AgentActivity
@@ -674,8 +607,6 @@ class ParallelSTT(Feature):
 
         if _native():
             return Probe("native", "AgentSession.parallel_stt forwards the STT's transcripts")
-        if ENGINE.applied and not ENGINE.is_active(IDENTITY_FEATURE):
-            return Probe("unsupported", "needs the transcript_identity feature, not applied")
         needed = [
             (AgentActivity, "on_interim_transcript"),
             (AgentActivity, "on_final_transcript"),
@@ -702,8 +633,8 @@ class ParallelSTT(Feature):
         patcher.wrap(AgentActivity, "on_interim_transcript", _transcript_hook(is_final=False))
         patcher.wrap(AgentActivity, "on_final_transcript", _transcript_hook(is_final=True))
         patcher.wrap(AgentActivity, "_on_error", _on_error)
-        FUNNEL_STAMPERS.append(_stamp_upstreams_transcript)
-        patcher.on_undo(lambda: FUNNEL_STAMPERS.remove(_stamp_upstreams_transcript))
+        transcript_identity.FUNNEL.add_stamper(patcher, _stamp_upstreams_transcript)
+        transcript_identity.FUNNEL.add_observer(patcher, _note_transcribed)
         patcher.wrap(AgentActivity, "on_end_of_turn", _on_end_of_turn)
         patcher.wrap(AgentSession, "_conversation_item_added", _conversation_item_added)
         patcher.wrap(ar.AudioRecognition, "_on_stt_event", _on_stt_event)

@@ -13,178 +13,50 @@ import contextvars
 import functools
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
-from weakref import WeakKeyDictionary
-
-from pydantic.fields import FieldInfo
 
 from ._observe import observe_before_listeners
 from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
-from ._timeline import AudioTimeline, parse_duration
+from ._timeline import parse_duration
+from ._tracks import PipelineTrack, RealtimeTrack, pipeline_track, realtime_track, session_track
 
 logger = logging.getLogger("livekit_ext")
 
 FEATURE = "transcript_identity"
 Source = Literal["realtime", "stt"]
 
-_MAX_TRACKED_ITEMS = 512
-_PENDING_START_MAX_AGE = 30.0  # seconds a speech start may wait for its item before it is stale
 
-_NEW_FIELDS: dict[str, FieldInfo] = {
-    "item_id": FieldInfo(
-        annotation=str | None,  # type: ignore[arg-type]
-        default=None,
-        description="One stable key per user utterance, shared by its interims and final.",
-    ),
-    "speech_started_at": FieldInfo(
-        annotation=float | None,  # type: ignore[arg-type]
-        default=None,
-        description="Wall-clock time (time.time()) at which the user began this utterance.",
-    ),
-    "source": FieldInfo(
-        annotation=Literal["realtime", "stt"] | None,  # type: ignore[arg-type]
-        default=None,
-        description="Which engine produced the transcript: the realtime model or an STT.",
-    ),
-}
+def _new_fields() -> dict[str, Any]:
+    """The three fields, as pydantic ``FieldInfo`` (built when installed: pydantic is
+    livekit's import to pay, not ours)."""
+    from pydantic.fields import FieldInfo
+
+    return {
+        "item_id": FieldInfo(
+            annotation=str | None,  # type: ignore[arg-type]
+            default=None,
+            description="One stable key per user utterance, shared by its interims and final.",
+        ),
+        "speech_started_at": FieldInfo(
+            annotation=float | None,  # type: ignore[arg-type]
+            default=None,
+            description="Wall-clock time (time.time()) at which the user began this utterance.",
+        ),
+        "source": FieldInfo(
+            annotation=Literal["realtime", "stt"] | None,  # type: ignore[arg-type]
+            default=None,
+            description="Which engine produced the transcript: the realtime model or an STT.",
+        ),
+    }
 
 
-class _BoundedMap(OrderedDict[str, float]):
-    """An insertion-ordered map that forgets its oldest entries past a fixed size."""
-
-    def __init__(self, limit: int = _MAX_TRACKED_ITEMS) -> None:
-        super().__init__()
-        self._limit = limit
-
-    def __setitem__(self, key: str, value: float) -> None:
-        super().__setitem__(key, value)
-        while len(self) > self._limit:
-            self.popitem(last=False)
+_FIELD_NAMES = ("item_id", "speech_started_at", "source")
 
 
 class _Starts(Protocol):
     def start_of(self, item_id: str, first_seen: float) -> float: ...
-
-
-class RealtimeTrack:
-    """What one realtime session has told us about user speech, bounded."""
-
-    def __init__(self) -> None:
-        self.timeline = AudioTimeline()
-        self.starts = _BoundedMap()
-        self.stops = _BoundedMap()
-        self.last_stopped_item: str | None = None
-        self.connections = 0
-        self._pending_provider_start: float | None = None
-        self._pending_vad_start: float | None = None
-        self.reserved_item: str | None = None
-        """An item id chosen at the provider's speech start, for the item it will create."""
-
-    def take_reserved_item(self) -> str | None:
-        """The reserved id, once, unless its speech start has gone stale."""
-        reserved, self.reserved_item = self.reserved_item, None
-        started = self.starts.get(reserved) if reserved is not None else None
-        if started is None or time.time() - started > _PENDING_START_MAX_AGE:
-            return None
-        return reserved
-
-    def connected(self) -> None:
-        """A (re)connection: the provider counts audio offsets from zero again."""
-        if self.connections:
-            self.timeline.reset()
-        self.connections += 1
-
-    def provider_speech_started(
-        self, item_id: str | None, *, arrival: float, audio_offset: float | None
-    ) -> None:
-        """The provider said speech began; bind it to ``item_id`` or keep it for the next item."""
-        started = arrival
-        if audio_offset is not None and (mapped := self.timeline.wall_time_at(audio_offset)):
-            started = min(mapped, arrival)
-        self._pending_vad_start = None  # the provider's signal supersedes the local VAD's
-        if item_id:
-            self.starts.setdefault(item_id, started)
-            self._pending_provider_start = None
-        else:
-            self._pending_provider_start = started
-
-    def vad_speech_started(self, started: float) -> None:
-        self._pending_vad_start = started
-
-    def provider_speech_stopped(
-        self, item_id: str | None, *, arrival: float, audio_offset: float | None
-    ) -> None:
-        """The provider said speech ended: keep when, for matching a parallel STT by time."""
-        self.last_stopped_item = item_id
-        stopped = arrival
-        if audio_offset is not None and (mapped := self.timeline.wall_time_at(audio_offset)):
-            stopped = min(mapped, arrival)
-        if item_id:
-            self.stops[item_id] = stopped
-
-    def bind_pending(self, item_id: str) -> None:
-        """A new item appeared: it owns the speech start that was waiting for it."""
-        if item_id in self.starts:
-            return
-        pending = self._take_pending()
-        if pending is not None:
-            self.starts[item_id] = pending
-
-    def start_of(self, item_id: str, first_seen: float) -> float:
-        if item_id not in self.starts:
-            pending = self._take_pending()
-            self.starts[item_id] = min(pending, first_seen) if pending is not None else first_seen
-        return self.starts[item_id]
-
-    def _take_pending(self) -> float | None:
-        pending = self._pending_provider_start or self._pending_vad_start
-        self._pending_provider_start = self._pending_vad_start = None
-        if pending is not None and time.time() - pending > _PENDING_START_MAX_AGE:
-            logger.debug(
-                "livekit_ext: dropping a speech start older than %ss", _PENDING_START_MAX_AGE
-            )
-            return None
-        return pending
-
-
-class PipelineTrack:
-    """The STT pipeline's user turns: one id per turn, shared with the committed ChatMessage."""
-
-    def __init__(self) -> None:
-        self.starts = _BoundedMap()
-        self.current_turn: str | None = None
-        self._pending_vad_start: float | None = None
-
-    def vad_speech_started(self, started: float) -> None:
-        if self.current_turn is None:
-            self._pending_vad_start = started
-        else:
-            self.starts.setdefault(self.current_turn, started)
-
-    def turn_id(self) -> str:
-        if self.current_turn is None:
-            self.current_turn = new_item_id()
-            if self._pending_vad_start is not None:
-                self.starts[self.current_turn] = self._pending_vad_start
-                self._pending_vad_start = None
-        return self.current_turn
-
-    def end_turn(self) -> str | None:
-        turn, self.current_turn = self.current_turn, None
-        return turn
-
-    def start_of(self, item_id: str, first_seen: float) -> float:
-        return self.starts.setdefault(item_id, first_seen)
-
-
-def new_item_id() -> str:
-    """A fresh utterance id, shaped like the ids upstream gives chat items."""
-    from livekit.agents import utils
-
-    return str(utils.shortuuid("item_"))
 
 
 @dataclass(slots=True)
@@ -211,23 +83,6 @@ _ORIGIN: contextvars.ContextVar[Origin | None] = contextvars.ContextVar(
 _TURN_MESSAGE_ID: contextvars.ContextVar[_OneShotId | None] = contextvars.ContextVar(
     "livekit_ext_turn_message_id", default=None
 )
-
-_realtime_tracks: WeakKeyDictionary[Any, RealtimeTrack] = WeakKeyDictionary()
-_pipeline_tracks: WeakKeyDictionary[Any, PipelineTrack] = WeakKeyDictionary()
-
-
-def realtime_track(rt_session: Any) -> RealtimeTrack:
-    track = _realtime_tracks.get(rt_session)
-    if track is None:
-        track = _realtime_tracks[rt_session] = RealtimeTrack()
-    return track
-
-
-def pipeline_track(agent_session: Any) -> PipelineTrack:
-    track = _pipeline_tracks.get(agent_session)
-    if track is None:
-        track = _pipeline_tracks[agent_session] = PipelineTrack()
-    return track
 
 
 class born:  # lower case: used like contextlib's context managers
@@ -276,20 +131,77 @@ def enrich(ev: Any, origin: Origin) -> None:
 # -- wrappers ------------------------------------------------------------------------------
 
 
-FUNNEL_STAMPERS: list[Callable[[Any], None]] = []
-"""Called with each event at the funnel before it is enriched (parallel_stt's identity for
-an STT transcript upstream emits itself)."""
+Stamper = Callable[[Any], None]
+Observer = Callable[[Any, Any], None]
+
+
+class Funnel:
+    """``AgentSession._user_input_transcribed``, which every user transcript passes once.
+
+    Other features plug in here through this API instead of wrapping the funnel again:
+    a *stamper* sees the event before it is enriched (parallel_stt names an STT transcript
+    upstream emits itself), an *observer* sees ``(session, event)`` once enriched, before the
+    session's listeners. Each registration is undone with the registering feature.
+    """
+
+    def __init__(self) -> None:
+        self.stampers: tuple[Stamper, ...] = ()
+        self.observers: tuple[Observer, ...] = ()
+
+    def add_stamper(self, patcher: Patcher, stamper: Stamper) -> None:
+        self.stampers = (*self.stampers, stamper)
+        patcher.on_undo(lambda: self._remove(stamper))
+
+    def add_observer(self, patcher: Patcher, observer: Observer) -> None:
+        self.observers = (*self.observers, observer)
+        patcher.on_undo(lambda: self._remove(observer))
+
+    def _remove(self, hook: Any) -> None:
+        self.stampers = tuple(h for h in self.stampers if h is not hook)
+        self.observers = tuple(h for h in self.observers if h is not hook)
+
+
+FUNNEL = Funnel()
 
 
 @when_active(FEATURE)
 def _funnel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    if FUNNEL_STAMPERS and args:
-        for stamp in FUNNEL_STAMPERS:
-            stamp(args[0])
-    origin = _ORIGIN.get()
-    if origin is not None and args:
+    if args:
+        ev = args[0]
+        for stamp in FUNNEL.stampers:
+            stamp(ev)
+        origin = _ORIGIN.get()
         with hook_errors_logged("enriching user_input_transcribed"):
-            enrich(args[0], origin)
+            track = session_track(instance)
+            if origin is not None:
+                enrich(ev, origin)
+            elif not track.started_patched and ev.__dict__.get("source") is None:
+                _warn_started_unpatched(instance, track)
+            if track.log_recorded_at_funnel:
+                track.log.record(ev)
+            for observe in FUNNEL.observers:
+                observe(instance, ev)
+    return wrapped(*args, **kwargs)
+
+
+def _warn_started_unpatched(session: Any, track: Any) -> None:
+    """A session started before the extension was applied: its realtime handlers were bound
+    to upstream's originals at start, so its transcripts cannot be enriched. Say so, once."""
+    if track.warned_unpatched:
+        return
+    track.warned_unpatched = True
+    logger.warning(
+        "livekit_ext: AgentSession %#x was started before livekit_ext was applied; its "
+        "realtime transcripts carry no item_id/speech_started_at/source. Import livekit_ext "
+        "(or call livekit_ext.apply()) before session.start()",
+        id(session),
+    )
+
+
+@when_active(FEATURE)
+def _on_session_start(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    with hook_errors_logged("marking a session started with the extension"):
+        session_track(instance).started_patched = True
     return wrapped(*args, **kwargs)
 
 
@@ -438,8 +350,10 @@ _TRACKED_OPENAI_EVENTS = frozenset(
 
 def _on_openai_event(track: RealtimeTrack, event: Any) -> None:
     # every raw event passes here: leave the ones that say nothing about speech at once
-    if type(event) is dict and event.get("type") not in _TRACKED_OPENAI_EVENTS:
-        return
+    if type(event) is dict:
+        kind = event.get("type")
+        if type(kind) is not str or kind not in _TRACKED_OPENAI_EVENTS:
+            return
     if not ENGINE.is_active(FEATURE):
         return
     with hook_errors_logged("reading an OpenAI realtime server event"):
@@ -532,19 +446,20 @@ def _new_gemini_input_id() -> str:
 # -- the feature ---------------------------------------------------------------------------
 
 
-def _event_class() -> Any:
+def event_class() -> Any:
     from livekit.agents.voice.events import UserInputTranscribedEvent
 
     return UserInputTranscribedEvent
 
 
 def _missing_fields() -> list[str]:
-    return [name for name in _NEW_FIELDS if name not in _event_class().__pydantic_fields__]
+    return [name for name in _FIELD_NAMES if name not in event_class().__pydantic_fields__]
 
 
 class TranscriptIdentity(Feature):
     name = FEATURE
     description = "item_id, speech_started_at and source on every user_input_transcribed event"
+    parts = {"livekit.plugins.google": "install_gemini"}
 
     def probe(self) -> Probe:
         missing = _missing_fields()
@@ -559,6 +474,7 @@ class TranscriptIdentity(Feature):
 
         self._add_fields(patcher)
         patcher.wrap(AgentSession, "_user_input_transcribed", _funnel)
+        patcher.wrap(AgentSession, "start", _on_session_start)
         patcher.wrap(
             AgentActivity, "_on_input_audio_transcription_completed", _on_realtime_transcription
         )
@@ -571,16 +487,16 @@ class TranscriptIdentity(Feature):
         patcher.wrap(AgentActivity, "push_audio", _on_push_audio)
         patcher.wrap(llm.ChatMessage, "__init__", _chat_message_init)
         patcher.wrap(llm.RealtimeSession, "__init__", _on_realtime_session_init)
-        self._install_gemini(patcher)
 
     def _add_fields(self, patcher: Patcher) -> None:
-        cls = _event_class()
+        cls = event_class()
         original = cls.__pydantic_fields__
         fields = dict(original)
+        new_fields = _new_fields()
         for name in _missing_fields():
-            fields[name] = _NEW_FIELDS[name]
+            fields[name] = new_fields[name]
 
-        def rebuild(with_fields: dict[str, FieldInfo]) -> None:
+        def rebuild(with_fields: dict[str, Any]) -> None:
             cls.__pydantic_fields__ = with_fields
             cls.model_rebuild(force=True)
             # pydantic >= 2.11 memoizes a setattr handler per attribute name on the class;
@@ -592,11 +508,9 @@ class TranscriptIdentity(Feature):
         patcher.on_undo(lambda: rebuild(original))
         rebuild(fields)
 
-    def _install_gemini(self, patcher: Patcher) -> None:
-        try:
-            from livekit.plugins.google.realtime.realtime_api import RealtimeSession
-        except ImportError:
-            logger.debug("livekit_ext: livekit-plugins-google not installed; Gemini hooks skipped")
-            return
+    def install_gemini(self, patcher: Patcher) -> None:
+        """The Gemini plugin was imported: observe voiceActivity, name utterances at its start."""
+        from livekit.plugins.google.realtime.realtime_api import RealtimeSession
+
         patcher.wrap(RealtimeSession, "_recv_task", _gemini_recv_task)
         patcher.wrap(RealtimeSession, "_start_new_generation", _gemini_new_generation)

@@ -11,9 +11,10 @@ import pytest
 from livekit.agents.voice.agent_activity import AgentActivity
 from livekit.agents.voice.agent_session import AgentSession
 from livekit.agents.voice.events import UserInputTranscribedEvent
+from livekit.plugins import openai  # noqa: F401  (its features are decided on import)
 
 import livekit_ext
-from livekit_ext import _compat
+from livekit_ext import _compat, _touchpoints
 from livekit_ext._registry import Feature, Patcher, Probe, _Engine, is_wrapper
 
 pytestmark = [
@@ -62,23 +63,71 @@ def test_revert_restores_the_very_same_objects_and_apply_works_again() -> None:
     assert UserInputTranscribedEvent(transcript="x", is_final=True).speech_started_at is None  # type: ignore[attr-defined]
 
 
-def test_status_after_revert_says_nothing_is_applied() -> None:
+def test_status_after_revert_says_disabled_and_how_to_apply_again() -> None:
     livekit_ext.revert()
     status = livekit_ext.status()
-    assert status["transcript_identity"] == "unsupported"
+    assert status["transcript_identity"] == "disabled"
     assert "apply()" in status["transcript_identity"].reason
 
 
-def test_a_version_outside_the_range_applies_nothing_and_warns(
+def test_reverting_a_feature_reverts_the_features_that_require_it() -> None:
+    livekit_ext.revert("transcript_identity")
+    status = livekit_ext.status()
+    assert status["transcript_identity"] == "disabled"
+    assert status["parallel_stt"] == "disabled"  # it requires transcript_identity
+    assert not is_wrapper(vars(AgentActivity)["_on_error"])
+    assert livekit_ext.apply("parallel_stt")["transcript_identity"] == "patched"  # with it
+    assert livekit_ext.status()["parallel_stt"] == "patched"
+
+
+def _fresh_apply(monkeypatch: pytest.MonkeyPatch, version: str) -> dict[str, str]:
+    livekit_ext.revert()
+    monkeypatch.setattr(_compat, "installed_version", lambda dist: version)
+    return livekit_ext.apply()
+
+
+def test_a_release_below_the_range_applies_nothing_and_warns(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    livekit_ext.revert()
-    monkeypatch.setattr(_compat, "installed_version", lambda dist: "2.0.0")
     with caplog.at_level(logging.WARNING, logger="livekit_ext"):
-        status = livekit_ext.apply()
+        status = _fresh_apply(monkeypatch, "1.4.5")
     assert {s.state for s in status.values()} == {"unsupported"}
-    assert "outside the supported range" in caplog.text
+    assert "older than 1.4.6" in status["transcript_identity"].reason
+    assert "older than 1.4.6" in caplog.text
     assert not is_wrapper(vars(AgentSession)["_user_input_transcribed"])
+    livekit_ext.revert()
+
+
+def test_a_newer_release_gets_what_holds_with_one_warning_naming_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    renamed = _touchpoints.Touchpoint(
+        feature="transcript_identity",
+        paths=("livekit.agents.voice.agent_session:AgentSession._renamed_in_a_later_release",),
+        kind="wrap",
+        why="a simulated upstream rename",
+    )
+    monkeypatch.setattr(_touchpoints, "TOUCHPOINTS", (*_touchpoints.TOUCHPOINTS, renamed))
+    with caplog.at_level(logging.WARNING, logger="livekit_ext"):
+        status = _fresh_apply(monkeypatch, "1.99.0")
+    untested = [r for r in caplog.records if "newer than 1.8.9" in r.getMessage()]
+    assert len(untested) == 1 and "1.99.0" in untested[0].getMessage()
+    assert status["transcript_identity"] == "unsupported"
+    assert "AgentSession._renamed_in_a_later_release" in status["transcript_identity"].reason
+    assert status["parallel_stt"] == "unsupported"
+    assert "needs transcript_identity" in status["parallel_stt"].reason
+    assert status["azure_explicit_nulls"] == "patched"  # its touchpoints all hold
+    assert not is_wrapper(vars(AgentSession)["_user_input_transcribed"])
+    livekit_ext.revert()
+
+
+def test_strict_mode_applies_nothing_to_an_untested_release(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LIVEKIT_EXT_STRICT", "1")
+    status = _fresh_apply(monkeypatch, "1.9.0")
+    assert {s.state for s in status.values()} == {"unsupported"}
+    assert "LIVEKIT_EXT_STRICT=1" in status["parallel_stt"].reason
     livekit_ext.revert()
 
 
@@ -112,18 +161,74 @@ def test_a_feature_that_fails_half_way_is_rolled_back_entirely() -> None:
     assert "first" in vars(_Target) and not is_wrapper(vars(_Target)["first"])
 
 
+def _run(code: str, **env: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
 def test_the_disable_switch_makes_the_import_apply_nothing() -> None:
     code = (
         "import livekit_ext\n"
         "from livekit_ext._registry import is_wrapper\n"
         "from livekit.agents.voice.agent_session import AgentSession\n"
         "assert not is_wrapper(vars(AgentSession)['_user_input_transcribed'])\n"
-        "print(livekit_ext.status()['transcript_identity'])\n"
+        "s = livekit_ext.status()['transcript_identity']\n"
+        "print(s, s.reason)\n"
     )
-    env = {**os.environ, "LIVEKIT_EXT_DISABLE": "1"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "unsupported"
+    assert _run(code, LIVEKIT_EXT_DISABLE="1").startswith("disabled LIVEKIT_EXT_DISABLE=1")
+
+
+def test_the_import_imports_no_livekit_module() -> None:
+    code = "import sys, livekit_ext\nprint([m for m in sys.modules if m.startswith('livekit.')])"
+    assert _run(code) == "[]"
+
+
+def test_an_openai_only_agent_never_imports_the_google_plugin() -> None:
+    code = (
+        "import sys, livekit_ext\n"
+        "from livekit.plugins import openai\n"
+        "s = livekit_ext.status()\n"
+        "assert s['azure_explicit_nulls'] in ('patched', 'native'), s\n"
+        "print(sorted({m.split('.')[2] for m in sys.modules if m.startswith('livekit.plugins.')}))"
+    )
+    assert _run(code) == "['openai']"
+
+
+def test_a_plugin_imported_after_livekit_ext_is_patched_on_import() -> None:
+    code = (
+        "import sys, livekit_ext\n"
+        "from livekit_ext._registry import is_wrapper\n"
+        "print(livekit_ext.status()['malformed_frames'].state)\n"
+        "from livekit.plugins import google\n"
+        "from livekit.plugins.google.realtime.realtime_api import RealtimeSession\n"
+        "print(is_wrapper(vars(RealtimeSession)['_recv_task']))\n"
+        "assert 'livekit.plugins.openai' not in sys.modules\n"
+        "from livekit.plugins import openai\n"
+        "print(livekit_ext.status()['malformed_frames'].state)\n"
+    )
+    assert _run(code).split() == ["unsupported", "True", "patched"]
+
+
+def test_doctor_exits_non_zero_when_a_needed_feature_is_unsupported(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from livekit_ext.__main__ import main
+
+    gone = _touchpoints.Touchpoint(
+        feature="malformed_frames",
+        paths=("livekit.plugins.openai.realtime.realtime_model:RealtimeSession._gone",),
+        kind="wrap",
+        why="a simulated upstream rename",
+    )
+    livekit_ext.revert()
+    monkeypatch.setattr(_touchpoints, "TOUCHPOINTS", (*_touchpoints.TOUCHPOINTS, gone))
+    livekit_ext.apply()
+    assert main(["doctor"]) == 1
+    assert "malformed_frames: unsupported (missing upstream touchpoint" in capsys.readouterr().out
+    livekit_ext.revert()
 
 
 def test_doctor_prints_versions_and_status(capsys: pytest.CaptureFixture[str]) -> None:

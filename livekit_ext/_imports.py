@@ -1,0 +1,113 @@
+"""Post-import hooks: run a callback when a module has been imported, never import it ourselves.
+
+``import livekit_ext`` must cost an agent nothing for the plugins it does not use, so each
+feature is installed when the module it patches is imported by the application (or at once,
+if it already is). The same idea as wrapt's ``when_imported``, in ~60 lines and without its
+import cost: a meta-path finder that, for a watched module name only, wraps the real loader so
+that the hooks run right after the module's code has executed.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import logging
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+logger = logging.getLogger("livekit_ext")
+
+Hook = Callable[[ModuleType], None]
+
+_lock = threading.RLock()
+_hooks: dict[str, list[Hook]] = {}
+_finding = threading.local()
+
+
+def when_imported(name: str, hook: Hook) -> None:
+    """Call ``hook(module)`` once ``name`` is imported: now if it already is, else right after
+    its import completes. A hook that raises is logged; the import itself always succeeds."""
+    with _lock:
+        module = sys.modules.get(name)
+        if module is None:
+            _hooks.setdefault(name, []).append(hook)
+            _install_finder()
+            return
+    _run(hook, module)
+
+
+def is_imported(name: str) -> bool:
+    return name in sys.modules
+
+
+def _run(hook: Hook, module: ModuleType) -> None:
+    try:
+        hook(module)
+    except Exception:
+        logger.exception("livekit_ext: a post-import hook for %s failed", module.__name__)
+
+
+def _notify(name: str) -> None:
+    with _lock:
+        hooks = _hooks.pop(name, [])
+    module = sys.modules.get(name)
+    if module is None:
+        return
+    for hook in hooks:
+        _run(hook, module)
+
+
+class _NotifyingLoader(importlib.abc.Loader):
+    """The real loader, plus the hooks once the module has executed."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        create = getattr(self._loader, "create_module", None)
+        return create(spec) if create is not None else None
+
+    def exec_module(self, module: ModuleType) -> None:
+        # tools that ask the module for its loader (inspect, importlib.resources) see the real one
+        module.__loader__ = self._loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        self._loader.exec_module(module)
+        _notify(module.__name__)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: for a watched name, asks the other finders and wraps their loader."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in _hooks or getattr(_finding, "name", None) == fullname:
+            return None
+        _finding.name = fullname  # importlib.util.find_spec walks sys.meta_path, us included
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            _finding.name = None
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = _NotifyingLoader(spec.loader)
+        return spec
+
+
+_FINDER = _Finder()
+
+
+def _install_finder() -> None:
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)

@@ -1,0 +1,103 @@
+"""``transcripts(session)``: what the user said, per utterance and per engine, for tools.
+
+A function tool that wants the words (the realtime model's, or a parallel STT's) reads the
+session's log whenever it likes: the log records every session from its start, so a first
+call late in the conversation still sees what came before (bounded: ``window`` finals).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+from .identity import Source, identity
+
+logger = logging.getLogger("livekit_ext")
+
+IDENTITY_FEATURE = "transcript_identity"
+
+
+class TranscriptLog:
+    """What the user said, per utterance and per engine, for a function tool to read.
+
+    Records every non-empty ``user_input_transcribed`` of one session from its start (where the
+    transcript_identity feature is in effect; elsewhere from the first ``transcripts()`` call,
+    with a warning). At most ``window`` final events are kept (oldest dropped first), plus the latest
+    event of each source, so memory stays bounded however long the session runs.
+    """
+
+    def __init__(self, window: int = 256) -> None:
+        _check_window(window)
+        self._finals: deque[Any] = deque(maxlen=window)
+        self._latest: dict[tuple[Source | None, bool], Any] = {}
+
+    @property
+    def window(self) -> int:
+        return self._finals.maxlen or 0
+
+    def resize(self, window: int) -> None:
+        """Keep at most ``window`` finals from now on (the newest ones survive a shrink)."""
+        _check_window(window)
+        if window != self.window:
+            self._finals = deque(self._finals, maxlen=window)
+
+    def latest(self, source: Source | None = None, final_only: bool = True) -> Any | None:
+        """The newest ``UserInputTranscribedEvent`` of ``source`` (any source when None)."""
+        return self._latest.get((source, final_only))
+
+    def for_item(self, item_id: str) -> list[Any]:
+        """The final events of one utterance, from both engines, in arrival order."""
+        return [ev for ev in self._finals if identity(ev).item_id == item_id]
+
+    def __len__(self) -> int:
+        return len(self._finals)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._finals))
+
+    def record(self, ev: Any, source: Source | None = None) -> None:
+        """Log one ``user_input_transcribed`` (its ``source`` when already known); empty
+        transcripts (the speech-stop marker) are skipped."""
+        if not getattr(ev, "transcript", ""):
+            return
+        source = source or identity(ev).source
+        self._latest[(source, False)] = self._latest[(None, False)] = ev
+        if ev.is_final:
+            self._latest[(source, True)] = self._latest[(None, True)] = ev
+            self._finals.append(ev)
+
+
+def _check_window(window: int) -> None:
+    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+        raise ValueError(f"window must be a positive int, got {window!r}")
+
+
+def transcripts(session: Any, *, window: int | None = None) -> TranscriptLog:
+    """The session's transcript log (window 256 unless given), recording since its start.
+
+    Where the transcript_identity feature is not in effect (``LIVEKIT_EXT_DISABLE``, an
+    upstream that does it natively) the log can only record from this first call on, and says
+    so in a warning rather than being silently short.
+    """
+    from . import _tracks
+    from ._observe import observe_before_listeners
+    from ._registry import ENGINE
+
+    if window is not None:
+        _check_window(window)
+    track = _tracks.session_track(session)
+    if window is not None:
+        track.log.resize(window)
+    if not ENGINE.is_active(IDENTITY_FEATURE) and track.log_recorded_at_funnel:
+        track.log_recorded_at_funnel = False
+        if callable(getattr(session, "emit", None)):
+            observe_before_listeners(session, "user_input_transcribed", track.log.record)
+        if getattr(session, "_started", False):
+            logger.warning(
+                "livekit_ext: transcripts(): livekit_ext's transcript identity is not in effect "
+                "here, so this session's log records from now on; earlier transcripts are not "
+                "in it"
+            )
+    return track.log
