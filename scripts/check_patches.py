@@ -377,7 +377,8 @@ def run_suites(python: Path, tree: Path, covered: set[str]) -> None:
 
 
 STATUS_PROBE = (
-    "import json, livekit_ext\n"
+    # the plugins first: a feature is decided when the module it patches is imported
+    "import json, livekit.plugins.openai, livekit.plugins.google, livekit_ext\n"
     "print(json.dumps({k: [v.state, v.reason] for k, v in livekit_ext.status().items()}))\n"
 )
 

@@ -199,6 +199,29 @@ async def test_revert_then_apply_switches_the_enrichment_off_and_on(
     assert identity(rec.finals[0]).speech_started_at is not None
 
 
+@pytest.mark.skipif(EXTENSION_DISABLED, reason="exercises the extension itself")
+async def test_a_session_started_before_apply_is_named_in_a_warning_when_it_misses_out(
+    openai_realtime_server: OpenAIRealtimeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Upstream binds its realtime handlers when the session starts: a session started while
+    the extension was off cannot be enriched later, and says so at its first transcript."""
+    server = openai_realtime_server
+    livekit_ext.revert()
+    async with openai_realtime_session(server) as (session, rec):
+        livekit_ext.apply()
+        with caplog.at_level("WARNING", logger="livekit_ext"):
+            for item in ("item_A", "item_B"):
+                await server.send(oai.speech_started(item), oai.transcription_completed(item, "x"))
+            await rec.wait_for_finals(2)
+        assert identity(rec.finals[0]).source is None
+        assert livekit_ext.transcripts(session).latest() is rec.finals[1]  # still logged
+    warnings = [r.getMessage() for r in caplog.records if "before livekit_ext" in r.getMessage()]
+    assert len(warnings) == 1  # once per session
+    assert f"AgentSession {id(session):#x} was started before livekit_ext was applied" in (
+        warnings[0]
+    )
+
+
 @pytest.mark.parametrize("api_version", [None, "2025-08-28"], ids=["ga-v1", "ga-dated"])
 async def test_azure_realtime_sessions_carry_the_identity_too(
     openai_realtime_server: OpenAIRealtimeServer, api_version: str | None
