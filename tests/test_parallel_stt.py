@@ -10,9 +10,9 @@ server events are sent when the microphone reaches the given time, carrying matc
 from __future__ import annotations
 
 import asyncio
-import os
 import inspect
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager

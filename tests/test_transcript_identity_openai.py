@@ -217,8 +217,8 @@ async def test_a_session_started_before_apply_is_named_in_a_warning_when_it_miss
         assert livekit_ext.transcripts(session).latest() is rec.finals[1]  # still logged
     warnings = [r.getMessage() for r in caplog.records if "before livekit_ext" in r.getMessage()]
     assert len(warnings) == 1  # once per session
-    assert f"AgentSession {id(session):#x} was started before livekit_ext was applied" in (
-        warnings[0]
+    assert (
+        f"AgentSession {id(session):#x} was started before livekit_ext was applied" in (warnings[0])
     )
 
 

@@ -14,8 +14,8 @@ from livekit.agents.voice.events import UserInputTranscribedEvent
 
 import livekit_ext
 from livekit_ext._timeline import AudioTimeline, parse_duration
-from livekit_ext.malformed_frames import _parses_frames_natively
 from livekit_ext._tracks import RealtimeTrack, _BoundedMap
+from livekit_ext.malformed_frames import _parses_frames_natively
 
 pytestmark = pytest.mark.unit
 
