@@ -352,12 +352,13 @@ class _Engine:
         self._off_reason = reason
 
     def _settled(self, feature: Feature, status: FeatureStatus) -> FeatureStatus:
-        """``feature.settle(status)``; a failing settle leaves ``status`` as it was."""
+        """``feature.settle(status)``. Settling runs a deferred probe: if it raises, the
+        feature's wrappers cannot know what to fix, so it is not in effect: unsupported."""
         try:
             return feature.settle(status)
         except Exception as e:
-            logger.warning("livekit_ext: settling the status of %s failed: %r", feature.name, e)
-            return status
+            logger.warning("livekit_ext: probing %s failed: %r", feature.name, e)
+            return FeatureStatus("unsupported", f"probe failed: {e!r}")
 
     def status(self, *, import_core: bool = True) -> dict[str, FeatureStatus]:
         core = [f for f in self._features.values() if f.trigger == "livekit.agents"]

@@ -163,6 +163,13 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         f"{GEMINI}:RealtimeSession._current_generation",
         optional=True,
     ),
+    _tp(
+        TI,
+        "attr",
+        "the client-made id of a Gemini generation: the utterance's item id",
+        f"{GEMINI}:_ResponseGeneration.input_id",
+        optional=True,
+    ),
     # -- parallel_stt ------------------------------------------------------------------------
     _tp(
         PS,
@@ -243,6 +250,32 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         "the patch series' own switch: native when present",
         f"{SESSION}.parallel_stt",
         optional=True,
+    ),
+    _tp(
+        PS,
+        "attr",
+        "the audio recognition's session: its STT events belong to it",
+        f"{RECOGNITION}:AudioRecognition._session",
+    ),
+    _tp(
+        PS,
+        "attr",
+        "a closing session's STT is not restarted",
+        f"{SESSION}._closing",
+        optional=True,
+    ),
+    _tp(
+        PS,
+        "attr",
+        "a closing session's STT is not restarted",
+        f"{SESSION}._closing_task",
+        optional=True,
+    ),
+    _tp(
+        PS,
+        "attr",
+        "the chat context an STT-committed user message is taken back out of",
+        "livekit.agents.voice.agent:Agent._chat_ctx",
     ),
     # -- azure_explicit_nulls ---------------------------------------------------------------
     _tp(

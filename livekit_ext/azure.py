@@ -241,7 +241,7 @@ def _user_transcription_follows_updates(model_cls: Any) -> bool:
 _PROBING: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "livekit_ext_azure_probing", default=False
 )
-_gaps_found: _Findings | None = None
+_gaps_found: _Findings | Exception | None = None
 
 
 def gaps() -> _Findings:
@@ -249,15 +249,22 @@ def gaps() -> _Findings:
 
     Probing builds the openai realtime session types (~40 ms of pydantic schema building the
     first realtime session would otherwise pay); it runs the first time it matters: the first
-    ``with_azure``/``update_options``/``session.update``, or ``status()``.
+    ``with_azure``/``update_options``/``session.update``, or ``status()``. A probe that fails
+    fails for good: the wrappers then leave everything to upstream and ``status()`` says
+    "unsupported (probe failed: ...)".
     """
     global _gaps_found
     if _gaps_found is None:
         token = _PROBING.set(True)  # our own wrappers pass probe calls straight through
         try:
             _gaps_found = find_gaps()
+        except Exception as e:
+            logger.error("livekit_ext: probing the Azure realtime plugin failed: %r", e)
+            _gaps_found = e
         finally:
             _PROBING.reset(token)
+    if isinstance(_gaps_found, Exception):
+        raise _gaps_found
     return _gaps_found
 
 
@@ -268,8 +275,7 @@ def _needed(gap: str) -> bool:
     try:
         return bool(getattr(gaps(), gap))
     except Exception:
-        logger.exception("livekit_ext: probing the Azure realtime plugin failed; left as is")
-        return False
+        return False  # logged once, when the probe failed
 
 
 def find_gaps() -> _Findings:

@@ -161,6 +161,23 @@ def test_a_feature_that_fails_half_way_is_rolled_back_entirely() -> None:
     assert "first" in vars(_Target) and not is_wrapper(vars(_Target)["first"])
 
 
+def test_a_probe_that_fails_makes_its_feature_unsupported_never_patched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from livekit_ext import azure
+
+    def broken() -> None:
+        raise AttributeError("'RealtimeSession' object has no attribute '_renamed'")
+
+    monkeypatch.setattr(azure, "find_gaps", broken)
+    monkeypatch.setattr(azure, "_gaps_found", None)
+    status = livekit_ext.status()["azure_explicit_nulls"]
+    assert status == "unsupported"
+    assert status.reason.startswith("probe failed: AttributeError")
+    monkeypatch.undo()
+    assert livekit_ext.status()["azure_explicit_nulls"] == "patched"
+
+
 def _run(code: str, **env: str) -> str:
     out = subprocess.run(
         [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True
