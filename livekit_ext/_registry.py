@@ -283,8 +283,9 @@ class _Engine:
             self._decided[name] = status
             if status.state != "patched":
                 return
+            patcher = self._patchers[name]
             for part_module, method in feature.parts.items():
-                hook = functools.partial(self._install_part, name, method)
+                hook = functools.partial(self._install_part, name, method, patcher)
                 when_imported(part_module, hook)
 
     def _decide(self, feature: Feature) -> FeatureStatus:
@@ -318,11 +319,11 @@ class _Engine:
         self._patchers[feature.name] = patcher
         return FeatureStatus("patched", probe.reason)
 
-    def _install_part(self, name: str, method: str, module: ModuleType) -> None:
-        """A plugin the feature also covers was imported: install its share."""
+    def _install_part(self, name: str, method: str, patcher: Patcher, module: ModuleType) -> None:
+        """A plugin the feature also covers was imported: install its share (unless the
+        feature was reverted since: ``patcher`` is the activation the hook belongs to)."""
         with self._lock:
-            patcher = self._patchers.get(name)
-            if patcher is None:
+            if self._patchers.get(name) is not patcher:
                 return
             try:
                 getattr(self._features[name], method)(patcher)
