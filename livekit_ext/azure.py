@@ -224,11 +224,13 @@ def _flat_shape_drops_none(plugin: _Plugin) -> bool:
 def _session_resends_untouched(plugin: _Plugin) -> bool:
     """Does the GA session send again settings the caller did not touch?
 
-    1.4 does (its model forwards every audio-input setting on each ``update_options``, with no
-    per-session diff); 1.4 is recognised by its layout, the preview model shipped next to the
-    GA one (sentry-style: detect by what is importable, not by the version string).
+    The model forwards every audio-input setting to its sessions on each ``update_options``;
+    a session that does not diff them against its options re-sends them all (1.4.x, 1.5.0).
+    The diff arrived together with upstream's flat-shape converter (1.5.1, checked on every
+    release by ``scripts/sweep.py``'s table): detected by what the engine module has, the way
+    sentry detects an API by import, since a session cannot be probed without connecting.
     """
-    return plugin.beta_model is not None
+    return not hasattr(plugin.engine, "_oai_session_to_azure")
 
 
 def _user_transcription_follows_updates(model_cls: Any) -> bool:

@@ -85,6 +85,12 @@ def releases_flatten_ga_sessions() -> bool:
     return hasattr(openai.realtime.RealtimeSession, "_wrap_session_update")
 
 
+def release_speaks_the_preview_protocol() -> bool:
+    """1.4 has a preview model and 1.5.1+ a flat shape for api-versions; 1.5.0 has neither:
+    it sends the GA shape whatever the api-version (an upstream gap outside this feature)."""
+    return releases_flatten_ga_sessions() or hasattr(openai.realtime, "RealtimeModelBeta")
+
+
 def expected_shape(combo: Combo) -> str:
     if combo.api_version is None:
         return "ga"
@@ -159,6 +165,8 @@ def assert_connected_where_expected(server: OpenAIRealtimeServer, combo: Combo) 
 async def azure_session(
     server: OpenAIRealtimeServer, combo: Combo, **options: Any
 ) -> AsyncIterator[tuple[Any, Any]]:
+    if combo.preview and not release_speaks_the_preview_protocol():
+        pytest.skip("this release sends the GA shape to preview api-versions too")
     extra = {} if combo.api_version is None else {"api_version": combo.api_version}
     model = openai.realtime.RealtimeModel.with_azure(
         azure_deployment=DEPLOYMENT,
@@ -314,6 +322,8 @@ async def test_revert_restores_upstream_and_apply_brings_the_nulls_back() -> Non
     combo = Combo(
         "2025-08-28", "/openai/realtime", {"api-version": "2025-08-28", "deployment": DEPLOYMENT}
     )
+    if not release_speaks_the_preview_protocol():
+        pytest.skip("this release sends the GA shape, explicit nulls included: nothing to revert")
     livekit_ext.revert()
     try:
         async with OpenAIRealtimeServer() as server:
