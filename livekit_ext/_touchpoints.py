@@ -210,8 +210,9 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     _tp(
         PS,
         "wrap",
-        "1.5: the STT pipeline's pump is created here",
+        "1.5, early 1.6: the STT pipeline's pump is created here",
         f"{RECOGNITION}:AudioRecognition.update_stt",
+        f"{RECOGNITION}:AudioRecognition._update_stt",
         optional=True,
     ),
     _tp(

@@ -549,7 +549,8 @@ def _stt_task(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
 
 @when_active(FEATURE)
 def _update_stt(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    """1.5.x: the STT pipeline's pump is created in here; tell it whose session it serves."""
+    """1.5.x, early 1.6.x: the STT pipeline's pump is created in here; tell it whose session
+    it serves."""
     token = _PIPELINE_SESSION.set(getattr(instance, "_session", None))
     try:
         return wrapped(*args, **kwargs)
@@ -582,9 +583,15 @@ def _restart_mode() -> RestartMode:
         return "native"
     pipeline = getattr(ar, "_STTPipeline", None)
     if pipeline is not None:
-        has_hooks = hasattr(pipeline, "_stt_pump") and hasattr(ar.AudioRecognition, "update_stt")
+        has_hooks = hasattr(pipeline, "_stt_pump") and _pipeline_factory(ar) is not None
         return "pipeline" if has_hooks else "none"
     return "task" if hasattr(ar.AudioRecognition, "_stt_task") else "none"
+
+
+def _pipeline_factory(ar: Any) -> str | None:
+    """The AudioRecognition method that creates the STT pipeline: ``update_stt`` (1.5.x,
+    1.7+) or ``_update_stt`` (1.6.x before upstream recreated failed streams itself)."""
+    return next((n for n in ("update_stt", "_update_stt") if hasattr(ar.AudioRecognition, n)), None)
 
 
 _RESTART_REASONS: dict[RestartMode, str] = {
@@ -640,7 +647,7 @@ class ParallelSTT(Feature):
         patcher.wrap(ar.AudioRecognition, "_on_stt_event", _on_stt_event)
         mode = _restart_mode()
         if mode == "pipeline":
-            patcher.wrap(ar.AudioRecognition, "update_stt", _update_stt)
+            patcher.wrap(ar.AudioRecognition, _pipeline_factory(ar) or "update_stt", _update_stt)
             patcher.wrap(ar._STTPipeline, "_stt_pump", _stt_pump)
         elif mode == "task":
             patcher.wrap(ar.AudioRecognition, "_stt_task", _stt_task)
