@@ -208,10 +208,6 @@ class _Engine:
         self._off_reason = "not applied; call livekit_ext.apply()"
         self._verdict: _compat.Verdict | None = None
 
-    @property
-    def applied(self) -> bool:
-        return bool(self._wanted)
-
     def register(self, feature: Feature) -> None:
         unknown = [dep for dep in feature.requires if dep not in self._features]
         if unknown:
