@@ -199,6 +199,29 @@ async def test_revert_then_apply_switches_the_enrichment_off_and_on(
     assert identity(rec.finals[0]).speech_started_at is not None
 
 
+async def test_transcripts_read_late_for_the_first_time_holds_what_came_before(
+    openai_realtime_server: OpenAIRealtimeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A function tool that reads ``transcripts(session)`` first at the second utterance."""
+    server = openai_realtime_server
+    async with openai_realtime_session(server) as (session, rec):
+        for item, text in (("item_A", "my name is"), ("item_B", "ada")):
+            await server.send(oai.speech_started(item), oai.transcription_completed(item, text))
+        await rec.wait_for_finals(2)
+        with caplog.at_level("WARNING", logger="livekit_ext"):
+            log = livekit_ext.transcripts(session)
+        if EXTENSION_DISABLED:  # upstream alone: the log starts now, and says so
+            assert len(log) == 0
+            assert "records from now on" in caplog.text
+            return
+        assert [e.transcript for e in log] == ["my name is", "ada"]
+        assert [e.transcript for e in log.for_item("item_A")] == ["my name is"]
+        assert log.latest(source="realtime") is rec.finals[1]
+        await server.send(oai.speech_started("item_C"), oai.transcription_completed("item_C", "!"))
+        await rec.wait_for_finals(3)
+        assert log.latest() is rec.finals[2] and len(log) == 3
+
+
 @pytest.mark.skipif(EXTENSION_DISABLED, reason="exercises the extension itself")
 async def test_a_session_started_before_apply_is_named_in_a_warning_when_it_misses_out(
     openai_realtime_server: OpenAIRealtimeServer, caplog: pytest.LogCaptureFixture
