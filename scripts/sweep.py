@@ -44,6 +44,7 @@ DISTS = (AGENTS, *PLUGINS)
 DEFAULT_LOWER_BOUND = "1.4.6"
 ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip")
 OBJECT_MEMBERS = frozenset(dir(object))
+TRIVIAL_BASES = frozenset({"object", "ABC", "Generic", "Protocol", "NamedTuple", "TypedDict"})
 
 Version = tuple[int, ...]
 
@@ -75,19 +76,28 @@ def load_touchpoints(path: Path) -> list[Check]:
 
 
 def lower_bound(compat: Path) -> str:
-    """The ``>=`` bound of livekit-agents in ``_compat.py``'s constants, else 1.4.6.
+    """The oldest supported release as ``_compat.py`` declares it, else 1.4.6.
 
-    Read with ``ast``, not imported: ``_compat`` lives in the package, whose ``__init__``
-    imports livekit.
+    A module constant ``MIN_RELEASE`` (or ``MIN_...``) holding a version, else the ``>=``
+    of a ``livekit-agents>=...`` specifier string. Read with ``ast``, not imported:
+    ``_compat`` lives in the package, whose ``__init__`` may import livekit.
     """
     if not compat.exists():
         return DEFAULT_LOWER_BOUND
-    for node in ast.walk(ast.parse(compat.read_text())):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            match = re.search(r"livekit-agents\s*>=\s*([0-9][0-9.]*)", node.value)
-            if match:
-                return match.group(1).rstrip(".")
-    return DEFAULT_LOWER_BOUND
+    tree = ast.parse(compat.read_text())
+    specifiers = []
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        value = getattr(node, "value", None)
+        if not (isinstance(target, ast.Name) and isinstance(value, ast.Constant)):
+            continue
+        text = str(value.value)
+        if target.id.startswith("MIN") and parse_version(text):
+            return text
+        match = re.search(r"livekit-agents\s*>=\s*([0-9][0-9.]*[0-9])", text)
+        if match:
+            specifiers.append(match.group(1))
+    return specifiers[0] if specifiers else DEFAULT_LOWER_BOUND
 
 
 def parse_version(text: str) -> Version | None:
@@ -533,53 +543,95 @@ class Resolver:
 
     def find(self, path: str, kind: str) -> Symbol | None:
         """Where ``module:Qual.name`` is defined in the tree, or None if it is not."""
+        return self.locate(path, kind)[0]
+
+    def locate(self, path: str, kind: str) -> tuple[Symbol | None, str]:
+        """``find``, and when nothing is found, the first step that failed and why."""
         module, _, qualname = path.partition(":")
         if not self.module_exists(module):
-            return None
+            return None, f"no module {module}"
         parts = qualname.split(".") if qualname else []
         attr = parts.pop() if kind == "attr" and len(parts) > 1 else None
         symbols = [Symbol("module", module, name=module)]
         for part in parts:
-            symbols = [found for owner in symbols for found in self.member(owner, part)]
-            if not symbols:
-                return None
+            found = [member for owner in symbols for member in self.member(owner, part)]
+            if not found:
+                return None, self._no_member(symbols, part, "")
+            symbols = found
         if attr is None:
-            return symbols[0]
+            return symbols[0], ""
         for owner in symbols:
             if owner.kind == "class":
-                found = self.instance_attr(owner, attr)
-                if found:
-                    return found
-        return None
+                instance = self.instance_attr(owner, attr)
+                if instance:
+                    return instance, ""
+        return None, self._no_member(symbols, attr, "instance attribute ")
+
+    def _no_member(self, owners: list[Symbol], name: str, what: str) -> str:
+        owner = owners[0]
+        if owner.kind not in ("module", "class"):
+            return f"{owner.module}:{owner.name} is not a class or module"
+        text = f"{owner.kind} {owner.module}:{owner.name} has no {what}{name}".replace(
+            f"module {owner.module}:{owner.module}", f"module {owner.module}"
+        )
+        outside = self.bases_outside(owner) if owner.kind == "class" else []
+        return text + (f" (bases outside the wheels: {', '.join(outside)})" if outside else "")
+
+    def bases_outside(self, cls: Symbol) -> list[str]:
+        """Base classes of ``cls`` and its bases not defined in the tree: an unseen member
+        may come from them (typing's and abc's bases excepted)."""
+        outside = []
+        for klass in self.mro(cls):
+            assert isinstance(klass.node, ast.ClassDef)
+            for expr in klass.node.bases:
+                text = ast.unparse(expr)
+                if text.split("[")[0].rsplit(".", 1)[-1] in TRIVIAL_BASES:
+                    continue
+                if not any(
+                    b.kind == "class" for b in self.expression(klass.module, expr, frozenset())
+                ):
+                    outside.append(text)
+        return list(dict.fromkeys(outside))
 
 
 # -- one release -----------------------------------------------------------------------------
 
 
-def check_release(archives: list[Path], checks: list[Check]) -> list[tuple[str | None, ...]]:
-    """For each check, for each of its paths, where it is defined (None: not found)."""
+@dataclass(frozen=True)
+class Outcome:
+    """One touchpoint in one release: where each path is defined (None: not), or why not."""
+
+    locations: tuple[str | None, ...]
+    reasons: tuple[str, ...]
+
+    @property
+    def holds(self) -> bool:
+        return any(location is not None for location in self.locations)
+
+
+def check_release(archives: list[Path], checks: list[Check]) -> list[Outcome]:
+    """Every check against the source in ``archives`` (run in a worker process)."""
     resolver = Resolver(ArchiveFiles(archives))
-    results = []
+    outcomes = []
     for check in checks:
-        locations = []
+        locations: list[str | None] = []
+        reasons = []
         for path in check.paths:
             try:
-                symbol = resolver.find(path, check.kind)
+                symbol, reason = resolver.locate(path, check.kind)
             except SyntaxError as error:
                 raise RuntimeError(f"{path}: cannot parse {error.filename}: {error}") from error
             locations.append(symbol.where(resolver) if symbol else None)
-        results.append(tuple(locations))
-    return results
+            reasons.append(reason)
+        outcomes.append(Outcome(tuple(locations), tuple(reasons)))
+    return outcomes
 
 
-def holds(locations: tuple[str | None, ...]) -> bool:
-    return any(location is not None for location in locations)
-
-
-def cell(checks: list[Check], results: list[tuple[str | None, ...]], feature: str) -> str:
+def cell(checks: list[Check], outcomes: list[Outcome], feature: str) -> str:
+    """``ok``, ``missing N``, either with ``(M opt)`` for optional misses."""
     required = optional = 0
-    for check, locations in zip(checks, results, strict=True):
-        if check.feature == feature and not holds(locations):
+    for check, outcome in zip(checks, outcomes, strict=True):
+        if check.feature == feature and not outcome.holds:
             if check.optional:
                 optional += 1
             else:
@@ -688,21 +740,23 @@ def main() -> int:
     complete = 0
     for release in releases:
         misses = [
-            (check, locations)
-            for check, locations in zip(checks, results[release], strict=True)
-            if not holds(locations) and (args.verbose or not check.optional)
+            (check, outcome)
+            for check, outcome in zip(checks, results[release], strict=True)
+            if not outcome.holds and (args.verbose or not check.optional)
         ]
         if not any(not check.optional for check, _ in misses):
             complete += 1
         if misses:
             print(f"\n{release} misses:")
-            for check, _ in misses:
+            for check, outcome in misses:
                 label = "optional" if check.optional else "required"
                 print(f"  {check.feature} {label} {check.kind}: {' | '.join(check.paths)}")
+                for reason in dict.fromkeys(outcome.reasons):
+                    print(f"      {reason}")
         if args.where:
             print(f"\n{release} resolved:")
-            for check, locations in zip(checks, results[release], strict=True):
-                for path, location in zip(check.paths, locations, strict=True):
+            for check, outcome in zip(checks, results[release], strict=True):
+                for path, location in zip(check.paths, outcome.locations, strict=True):
                     print(f"  {path} -> {location or '-'}")
     finished = time.perf_counter()
     print(

@@ -137,6 +137,15 @@ def test_a_missing_name_is_missing() -> None:
     assert find("lk.agents.nomodule:RealtimeSession") is None
     # imported only under TYPE_CHECKING: not there at run time
     assert find("lk.agents.llm.realtime:OnlyForTypes", "read") is None
+    # a miss says which step failed, and which bases it could not look into
+    resolver = sweep.Resolver(AGENTS)
+    assert resolver.locate("lk.agents.nomodule:X", "read")[1] == "no module lk.agents.nomodule"
+    assert resolver.locate("lk.agents.llm.realtime:Message.id.x", "read")[1] == (
+        "class lk.agents.llm.realtime:Message has no id (bases outside the wheels: BaseModel)"
+    )
+    assert resolver.locate("lk.agents:RealtimeSession._gone", "attr")[1] == (
+        "class lk.agents.llm.realtime:RealtimeSession has no instance attribute _gone"
+    )
 
 
 def test_a_touchpoint_holds_when_any_of_its_paths_resolves() -> None:
@@ -146,7 +155,9 @@ def test_a_touchpoint_holds_when_any_of_its_paths_resolves() -> None:
         sweep.Check("g", ("lk.agents:Gone", "lk.new:Gone"), "wrap", False),
     ]
     resolver = sweep.Resolver(AGENTS)
-    results = [tuple(resolver.find(p, c.kind) and "x" for p in c.paths) for c in checks]
+    results = [
+        sweep.Outcome(tuple(resolver.find(p, c.kind) and "x" for p in c.paths), ()) for c in checks
+    ]
     assert sweep.cell(checks, results, "f") == "ok (1 opt)"
     assert sweep.cell(checks, results, "g") == "missing 1"
 
@@ -162,7 +173,9 @@ def test_sources_are_read_from_a_wheel(tmp_path: Path) -> None:
     assert sweep.archive_key(archive.name) == "lk_agents-1.0"
     assert sweep.cached_archive(tmp_path, "lk-agents", "1.0") == archive
     checks = [sweep.Check("f", ("lk.agents:RealtimeSession._opts",), "attr", False)]
-    assert sweep.check_release([archive], checks) == [("lk/agents/llm/realtime.py:15",)]
+    assert [o.locations for o in sweep.check_release([archive], checks)] == [
+        ("lk/agents/llm/realtime.py:15",)
+    ]
 
 
 def test_an_sdist_is_read_too_and_a_missing_plugin_release_falls_back(tmp_path: Path) -> None:
@@ -175,6 +188,17 @@ def test_an_sdist_is_read_too_and_a_missing_plugin_release_falls_back(tmp_path: 
             sdist.addfile(info, io.BytesIO(data))
     assert sweep.cached_archive(tmp_path, "lk_agents", "1.0") == archive
     checks = [sweep.Check("f", ("lk.agents:realtime.RealtimeSession.label",), "read", False)]
-    assert sweep.check_release([archive], checks) == [("lk/agents/llm/realtime.py:21",)]
+    assert [o.locations for o in sweep.check_release([archive], checks)] == [
+        ("lk/agents/llm/realtime.py:21",)
+    ]
     assert sweep.newest_not_after(["1.5.18", "1.5.16", "1.4.6", "1.6.0rc1"], "1.5.17") == "1.5.16"
     assert sweep.newest_not_after(["1.5.0"], "1.4.6") is None
+
+
+def test_the_lower_bound_comes_from_compat(tmp_path: Path) -> None:
+    compat = tmp_path / "_compat.py"
+    compat.write_text('MIN_RELEASE = "1.5.2"\n"""The oldest."""\n')
+    assert sweep.lower_bound(compat) == "1.5.2"
+    compat.write_text('SUPPORTED = "livekit-agents>=1.4.7,<1.9"\n')
+    assert sweep.lower_bound(compat) == "1.4.7"
+    assert sweep.lower_bound(tmp_path / "absent.py") == "1.4.6"
