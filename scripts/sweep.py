@@ -129,7 +129,7 @@ def version_key(text: str) -> Version:
 def newest_not_after(versions: list[str], release: str) -> str | None:
     bound = parse_version(release)
     assert bound is not None
-    candidates = [v for v in versions if version_key(v) <= bound]
+    candidates = [v for v in versions if parse_version(v) and version_key(v) <= bound]
     return max(candidates, key=version_key) if candidates else None
 
 
@@ -182,7 +182,7 @@ def download_version(dists: list[str], version: str, cache: Path) -> list[str]:
     for dist in dists:
         ok, error = _pip_download([f"{dist}=={version}"], cache, "--only-binary=:all:")
         if not ok:
-            ok, error = _pip_download([f"{dist}=={version}"], cache, "--no-binary=:all:")
+            ok, error = _pip_download([f"{dist}=={version}"], cache, f"--no-binary={dist}")
             if ok:
                 print(f"note: {dist} {version} has no wheel; using its sdist", flush=True)
         if not ok:
@@ -207,7 +207,10 @@ class ArchiveFiles(Mapping[str, str]):
                         if extracted and member.name.endswith(".py"):
                             self._read.setdefault(_in_tree(member.name, True), extracted.read())
                 continue
-            zipped = zipfile.ZipFile(archive)  # stays open: members are read on demand
+            try:
+                zipped = zipfile.ZipFile(archive)  # stays open: members are read on demand
+            except zipfile.BadZipFile as error:
+                raise RuntimeError(f"{archive}: {error}; delete it and run again") from error
             sdist = not archive.name.endswith(".whl")
             for name in zipped.namelist():
                 if name.endswith(".py"):
