@@ -63,12 +63,20 @@ class Check:
 
 
 def load_touchpoints(path: Path) -> list[Check]:
-    """The table, loaded by file path: importing the package would import livekit."""
+    """The table, loaded by file path: importing the package may import livekit.
+
+    If the file imports a sibling module (relatively), it is imported as part of the
+    package instead, which then needs the package's own imports to work.
+    """
     spec = importlib.util.spec_from_file_location("_sweep_touchpoints", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while creating
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ImportError:
+        sys.path.insert(0, str(path.resolve().parent.parent))
+        module = importlib.import_module(f"{path.parent.name}.{path.stem}")
     return [
         Check(tp.feature, tuple(tp.paths), str(tp.kind), bool(tp.optional))
         for tp in module.TOUCHPOINTS
@@ -655,6 +663,56 @@ def print_table(rows: list[list[str]]) -> None:
             print("  ".join("-" * width for width in widths))
 
 
+def spans(selected: set[str], releases: list[str]) -> str:
+    """``selected`` as runs of consecutive ``releases``: ``1.4.6..1.5.1, 1.6.5``."""
+    runs: list[list[int]] = []
+    for i, release in enumerate(releases):
+        if release in selected:
+            if runs and runs[-1][1] == i - 1:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i])
+    return ", ".join(releases[a] if a == b else f"{releases[a]}..{releases[b]}" for a, b in runs)
+
+
+def report(
+    releases: list[str],
+    checks: list[Check],
+    results: dict[str, list[Outcome]],
+    verbose: bool,
+    where: bool,
+) -> int:
+    """Print each release's required misses (and more on request); return how many
+    releases are complete."""
+    complete = 0
+    for release in releases:
+        pairs = list(zip(checks, results[release], strict=True))
+        misses = [(c, o) for c, o in pairs if not o.holds and not c.optional]
+        complete += not misses
+        if misses:
+            print(f"\n{release} misses:")
+            for check, outcome in misses:
+                print(f"  {check.feature} {check.kind}: {' | '.join(check.paths)}")
+                for reason in dict.fromkeys(outcome.reasons):
+                    print(f"      {reason}")
+        if where:
+            print(f"\n{release} resolved:")
+            for check, outcome in pairs:
+                for path, location in zip(check.paths, outcome.locations, strict=True):
+                    print(f"  {path} -> {location or '-'}")
+    if verbose:
+        print("\noptional touchpoints, where they are missing:")
+        for n, check in enumerate(checks):
+            absent = {r for r in releases if check.optional and not results[r][n].holds}
+            if absent:
+                newest = results[max(absent, key=version_key)][n]
+                print(f"  {check.feature} {check.kind}: {' | '.join(check.paths)}")
+                print(f"      missing in {spans(absent, releases)} ({len(absent)} releases)")
+                for reason in dict.fromkeys(newest.reasons):
+                    print(f"      {reason}")
+    return complete
+
+
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -664,7 +722,7 @@ def main() -> int:
     parser.add_argument("--cache", default=str(ROOT / ".sweep-cache"), help="archive cache")
     parser.add_argument("--jobs", type=int, default=4, help="parallel pip / checker processes")
     parser.add_argument("--touchpoints", default=str(ROOT / "livekit_ext" / "_touchpoints.py"))
-    parser.add_argument("--verbose", action="store_true", help="also list optional misses")
+    parser.add_argument("--verbose", action="store_true", help="where optional ones miss")
     parser.add_argument("--where", action="store_true", help="print where each path resolved")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -740,27 +798,7 @@ def main() -> int:
     print()
     print_table(rows)
 
-    complete = 0
-    for release in releases:
-        misses = [
-            (check, outcome)
-            for check, outcome in zip(checks, results[release], strict=True)
-            if not outcome.holds and (args.verbose or not check.optional)
-        ]
-        if not any(not check.optional for check, _ in misses):
-            complete += 1
-        if misses:
-            print(f"\n{release} misses:")
-            for check, outcome in misses:
-                label = "optional" if check.optional else "required"
-                print(f"  {check.feature} {label} {check.kind}: {' | '.join(check.paths)}")
-                for reason in dict.fromkeys(outcome.reasons):
-                    print(f"      {reason}")
-        if args.where:
-            print(f"\n{release} resolved:")
-            for check, outcome in zip(checks, results[release], strict=True):
-                for path, location in zip(check.paths, outcome.locations, strict=True):
-                    print(f"  {path} -> {location or '-'}")
+    complete = report(releases, checks, results, args.verbose, args.where)
     finished = time.perf_counter()
     print(
         f"\nelapsed: {finished - started:.1f} s (downloads {downloaded - started:.1f} s, "
