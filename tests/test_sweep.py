@@ -202,3 +202,8 @@ def test_the_lower_bound_comes_from_compat(tmp_path: Path) -> None:
     compat.write_text('SUPPORTED = "livekit-agents>=1.4.7,<1.9"\n')
     assert sweep.lower_bound(compat) == "1.4.7"
     assert sweep.lower_bound(tmp_path / "absent.py") == "1.4.6"
+
+
+def test_missing_releases_read_as_runs() -> None:
+    releases = ["1.4.6", "1.5.0", "1.5.1", "1.5.2", "1.6.5", "1.6.6"]
+    assert sweep.spans({"1.4.6", "1.5.0", "1.5.1", "1.6.5"}, releases) == "1.4.6..1.5.1, 1.6.5"
