@@ -97,6 +97,7 @@ def main() -> int:
     cases = [(mix, variant) for mix in MIXES for variant in VARIANTS]
     results: dict[tuple[str, str], list[Run]] = {case: [] for case in cases}
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     try:
         for mix, variant in cases:  # warm bytecode, untimed
             run(modules(mix, variant))
@@ -111,7 +112,8 @@ def main() -> int:
 
     print(
         f"{sys.executable}: medians of {args.runs} fresh processes per case "
-        f"({time.perf_counter() - started:.0f} s)\n"
+        f"({time.perf_counter() - started:.0f} s; load average {load_before:.1f} -> "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: times on a busy machine are noisy)\n"
     )
     header = (
         f"{'case':<22} {'without ms':>10} {'MiB':>6} {'with ms':>10} {'MiB':>6}"
