@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""What ``import livekit_ext`` costs an agent, per plugin mix, in fresh processes.
+
+    .venv/bin/python scripts/bench_import.py              # 5 runs per case
+    .venv/bin/python scripts/bench_import.py --runs 9
+
+Three mixes: livekit.agents + the OpenAI plugin, + the Google plugin, + both. Each is
+imported without livekit_ext, with ``import livekit_ext`` after the plugins, and with it
+first (then the post-import hooks do their work when the plugins are imported). Every
+run is a fresh interpreter of this environment; the variants of a mix alternate within
+each round, so drift on a shared machine hits them alike; each variant runs once untimed
+first so bytecode is warm. The child measures its imports with ``time.perf_counter()``
+and its peak RSS with ``getrusage(RUSAGE_SELF).ru_maxrss``; the parent also times the
+whole process. Reports medians; the target is <= 30 ms and <= 2 MiB on top in every case.
+The last line names the worst case (the one furthest over its target, relative to the
+target). Exit status 0 unless an import fails: this reports, it does not gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+MIXES = {
+    "openai": ("livekit.agents", "livekit.plugins.openai"),
+    "google": ("livekit.agents", "livekit.plugins.google"),
+    "both": ("livekit.agents", "livekit.plugins.openai", "livekit.plugins.google"),
+}
+VARIANTS = ("without", "ext after", "ext first")
+TARGET_MS = 30.0
+TARGET_MIB = 2.0
+
+CHILD = """
+import importlib, resource, sys, time
+started = time.perf_counter()
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+elapsed = time.perf_counter() - started
+print(elapsed * 1000, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@dataclass
+class Run:
+    import_ms: float
+    process_ms: float
+    rss_mib: float
+
+
+def modules(mix: str, variant: str) -> tuple[str, ...]:
+    plugins = MIXES[mix]
+    if variant == "ext after":
+        return (*plugins, "livekit_ext")
+    if variant == "ext first":
+        return ("livekit_ext", *plugins)
+    return plugins
+
+
+def child_env() -> dict[str, str]:
+    """This environment, minus what would make the measurement lie.
+
+    Bytecode must be written (CI sets PYTHONDONTWRITEBYTECODE) and the extension must not
+    be switched off (LIVEKIT_EXT_DISABLE).
+    """
+    env = dict(os.environ)
+    for name in ("PYTHONDONTWRITEBYTECODE", "LIVEKIT_EXT_DISABLE", "PYTHONPROFILEIMPORTTIME"):
+        env.pop(name, None)
+    return env
+
+
+def run(names: tuple[str, ...]) -> Run:
+    """Import ``names`` in a fresh interpreter; raises if an import fails."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, *names], capture_output=True, text=True, env=child_env()
+    )
+    process_ms = (time.perf_counter() - started) * 1000
+    if proc.returncode != 0:
+        raise RuntimeError(f"importing {', '.join(names)} failed:\n{proc.stderr.strip()}")
+    import_ms, rss_kib = proc.stdout.split()[-2:]  # the last line: anything logged goes first
+    return Run(float(import_ms), process_ms, int(rss_kib) / 1024)
+
+
+def median(runs: list[Run], field: str) -> float:
+    return float(statistics.median(getattr(r, field) for r in runs))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per case (>= 5)")
+    args = parser.parse_args()
+    cases = [(mix, variant) for mix in MIXES for variant in VARIANTS]
+    results: dict[tuple[str, str], list[Run]] = {case: [] for case in cases}
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    try:
+        for mix, variant in cases:  # warm bytecode, untimed
+            run(modules(mix, variant))
+        for round_ in range(args.runs):
+            for mix in MIXES:
+                shift = round_ % len(VARIANTS)  # rotate which variant goes first
+                for variant in VARIANTS[shift:] + VARIANTS[:shift]:
+                    results[mix, variant].append(run(modules(mix, variant)))
+    except RuntimeError as error:
+        print(error, file=sys.stderr)
+        return 1
+
+    print(
+        f"{sys.executable}: medians of {args.runs} fresh processes per case "
+        f"({time.perf_counter() - started:.0f} s; load average {load_before:.1f} -> "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: times on a busy machine are noisy)\n"
+    )
+    header = (
+        f"{'case':<22} {'without ms':>10} {'MiB':>6} {'with ms':>10} {'MiB':>6}"
+        f" {'delta ms':>9} {'delta MiB':>9} {'process ms (without/with)':>26}"
+    )
+    print(header)
+    print("-" * len(header))
+    worst: tuple[float, str, float, float] | None = None
+    for mix in MIXES:
+        base = results[mix, "without"]
+        for variant in VARIANTS[1:]:
+            runs = results[mix, variant]
+            d_ms = median(runs, "import_ms") - median(base, "import_ms")
+            d_mib = median(runs, "rss_mib") - median(base, "rss_mib")
+            name = f"{mix} ({variant})"
+            print(
+                f"{name:<22} {median(base, 'import_ms'):>10.1f} {median(base, 'rss_mib'):>6.1f}"
+                f" {median(runs, 'import_ms'):>10.1f} {median(runs, 'rss_mib'):>6.1f}"
+                f" {d_ms:>+9.1f} {d_mib:>+9.1f}"
+                f" {median(base, 'process_ms'):>12.0f} / {median(runs, 'process_ms'):.0f}"
+            )
+            badness = max(d_ms / TARGET_MS, d_mib / TARGET_MIB)
+            if worst is None or badness > worst[0]:
+                worst = (badness, name, d_ms, d_mib)
+    assert worst is not None
+    _, name, d_ms, d_mib = worst
+    over = "within" if worst[0] <= 1 else "over"
+    print(f"\ntarget: <= +{TARGET_MS:.0f} ms and <= +{TARGET_MIB:.0f} MiB per case ({over})")
+    print(f"import overhead worst case: {d_ms:+.1f} ms, {d_mib:+.1f} MiB ({name})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
