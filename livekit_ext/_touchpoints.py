@@ -203,14 +203,14 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     _tp(
         PS,
         "read",
-        "1.6+: upstream recreates a failed STT stream itself",
+        "1.6.6+: upstream recreates a failed STT stream itself",
         f"{RECOGNITION}:_STT_RECONNECT_INTERVAL",
         optional=True,
     ),
     _tp(
         PS,
         "wrap",
-        "1.5, early 1.6: the STT pipeline's pump is created here",
+        "1.5.2-1.6.5: the STT pipeline's pump is created here",
         f"{RECOGNITION}:AudioRecognition.update_stt",
         f"{RECOGNITION}:AudioRecognition._update_stt",
         optional=True,
@@ -218,14 +218,14 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     _tp(
         PS,
         "wrap",
-        "1.5: a failed STT pump is run again",
+        "1.5.2-1.6.5: a failed STT pump is run again",
         f"{RECOGNITION}:_STTPipeline._stt_pump",
         optional=True,
     ),
     _tp(
         PS,
         "wrap",
-        "1.4: a failed STT task is run again",
+        "1.4-1.5.1: a failed STT task is run again",
         f"{RECOGNITION}:AudioRecognition._stt_task",
         optional=True,
     ),

@@ -589,8 +589,8 @@ def _restart_mode() -> RestartMode:
 
 
 def _pipeline_factory(ar: Any) -> str | None:
-    """The AudioRecognition method that creates the STT pipeline: ``update_stt`` (1.5.x,
-    1.7+) or ``_update_stt`` (1.6.x before upstream recreated failed streams itself)."""
+    """The AudioRecognition method that creates the STT pipeline: ``update_stt`` (1.5.2 to
+    1.6.4) or ``_update_stt`` (1.6.5 on; from 1.6.6 upstream recreates failed streams)."""
     return next((n for n in ("update_stt", "_update_stt") if hasattr(ar.AudioRecognition, n)), None)
 
 
