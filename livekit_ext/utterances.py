@@ -13,7 +13,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args, overload
 
 from livekit import rtc
 
@@ -24,6 +24,7 @@ logger = logging.getLogger("livekit_ext")
 
 UtteranceEventName = Literal["utterance_started", "utterance_updated", "utterance_final"]
 EVENT_NAMES: tuple[str, ...] = get_args(UtteranceEventName)
+_Callback = TypeVar("_Callback", bound=Callable[..., Any])
 """The events ``Utterances`` emits: the one list ``on`` / ``once`` check names against."""
 
 
@@ -77,6 +78,14 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
 
     # -- listeners ------------------------------------------------------------------------
 
+    @overload
+    def on(self, event: UtteranceEventName) -> Callable[[_Callback], _Callback]: ...
+    @overload
+    def on(self, event: UtteranceEventName, callback: _Callback) -> _Callback: ...
+    @overload
+    def on(
+        self, event: UtteranceEventName, callback: Callable[..., Any] | None = None
+    ) -> Callable[..., Any]: ...
     def on(self, event: UtteranceEventName, callback: Callable[..., Any] | None = None) -> Any:
         """Call ``callback`` (plain or ``async``) on every ``event``; usable as a decorator.
 
@@ -84,6 +93,14 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         """
         return self._register(event, callback, once=False)
 
+    @overload
+    def once(self, event: UtteranceEventName) -> Callable[[_Callback], _Callback]: ...
+    @overload
+    def once(self, event: UtteranceEventName, callback: _Callback) -> _Callback: ...
+    @overload
+    def once(
+        self, event: UtteranceEventName, callback: Callable[..., Any] | None = None
+    ) -> Callable[..., Any]: ...
     def once(self, event: UtteranceEventName, callback: Callable[..., Any] | None = None) -> Any:
         """Like ``on``, for the next ``event`` only."""
         return self._register(event, callback, once=True)
