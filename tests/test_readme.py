@@ -19,7 +19,9 @@ from _scratch import run_in
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ("README.md", "CONTRIBUTING.md")
-HOW = re.compile(r"<!--\s*snippet:\s*(script|pytest|not run:\s*(?P<reason>.*?))\s*-->")
+HOW = re.compile(
+    r"<!--\s*snippet:\s*(script(?:,\s*prints:\s*(?P<prints>.*?))?|pytest|not run:\s*.*?)\s*-->"
+)
 FENCE = re.compile(r"^```(\w*)")
 
 RUNNER = """
@@ -46,6 +48,8 @@ class Snippet:
     how: str
     """``script``, ``pytest``, ``not run: <reason>`` or ``""`` (no marker)."""
     code: str
+    prints: str | None = None
+    """For ``script, prints: <text>``: a line of its output must contain ``<text>``."""
 
     @property
     def name(self) -> str:
@@ -67,7 +71,11 @@ def snippets(doc: str) -> list[Snippet]:
         if fence.group(1).lower() in ("python", "py", "python3"):
             marker = HOW.fullmatch(previous.strip())
             how = re.sub(r"\s+", " ", marker.group(1)) if marker else ""
-            found.append(Snippet(doc, i + 1, how, "\n".join(lines[i + 1 : end]) + "\n"))
+            prints = marker.group("prints") if marker else None
+            if prints is not None:
+                how = "script"
+            code = "\n".join(lines[i + 1 : end]) + "\n"
+            found.append(Snippet(doc, i + 1, how, code, prints))
         previous, i = "", end + 1
     return found
 
@@ -97,8 +105,21 @@ def test_script_snippets_run(doc: str, tmp_path: Path) -> None:
     result = run_in(tmp_path, {"run_snippets.py": RUNNER}, "run_snippets.py", *paths)
     report = result.stdout + result.stderr
     assert result.returncode == 0, report
+    output: dict[str, list[str]] = {}
+    printed: list[str] = []
+    for line in result.stdout.splitlines():  # a snippet's output comes before its status line
+        if (status := re.fullmatch(r"snippet (\S+): (ok|FAILED)", line)) is not None:
+            if status.group(2) == "ok":
+                output[status.group(1)] = printed
+            printed = []
+        else:
+            printed.append(line)
     for s in scripts:
-        assert f"snippet {s.name}: ok" in result.stdout, f"{s.doc}:{s.line} failed:\n{report}"
+        assert s.name in output, f"{s.doc}:{s.line} failed:\n{report}"  # no "ok" line
+        if s.prints is not None:
+            assert any(s.prints in line for line in output[s.name]), (
+                f"{s.doc}:{s.line} did not print {s.prints!r}:\n{report}"
+            )
 
 
 @pytest.mark.parametrize("doc", [d for d in DOCS if any(s.how == "pytest" for s in snippets(d))])
