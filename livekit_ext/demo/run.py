@@ -259,6 +259,7 @@ def require_extras(provider: str) -> None:
     require("the demo's parallel STT (PocketSphinx)", "demo", "pocketsphinx")
     if provider == "gemini":
         require("the demo with --provider gemini", "google", "livekit.plugins.google")
+        require("the demo's Gemini loopback server (TLS)", "demo", "cryptography")
     else:
         require("the demo", "openai", "livekit.plugins.openai")
 
