@@ -34,9 +34,10 @@ def test_the_demo_without_pocketsphinx_prints_one_line_naming_the_extra(
     [
         ("openai", "livekit.plugins.openai", "openai"),
         ("gemini", "livekit.plugins.google", "google"),
+        ("gemini", "cryptography", "demo"),
     ],
 )
-def test_the_demo_without_its_provider_plugin_names_that_extra(
+def test_the_demo_without_a_provider_dependency_names_its_extra(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     provider: str,
