@@ -56,9 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "doctor":
         return doctor()
+    from ._extras import MissingExtra
     from .demo.run import run_demo
 
-    return run_demo(provider=args.provider, live=args.live)
+    try:
+        return run_demo(provider=args.provider, live=args.live)
+    except MissingExtra as missing:  # one line that says what to install, no traceback
+        print(missing, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,10 +7,13 @@ utterance listens here instead of to ``user_input_transcribed``.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 from collections import OrderedDict
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, get_args, overload
 
 from livekit import rtc
 
@@ -20,6 +23,9 @@ from .identity import Source, identity
 logger = logging.getLogger("livekit_ext")
 
 UtteranceEventName = Literal["utterance_started", "utterance_updated", "utterance_final"]
+EVENT_NAMES: tuple[str, ...] = get_args(UtteranceEventName)
+_Callback = TypeVar("_Callback", bound=Callable[..., Any])
+"""The events ``Utterances`` emits: the one list ``on`` / ``once`` check names against."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,11 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
     ``source`` restricts the view to one engine (with a parallel STT both engines report the
     same utterance). At most ``max_items`` utterances are remembered; older ones are forgotten,
     so a repeat of a long-gone utterance could fire again, never a recent one.
+
+    Callbacks may be plain functions or ``async def``: an async one runs as a task this object
+    keeps until it is done (an RPC to the frontend is async), in the order the events fire; an
+    exception it raises is logged with the utterance's ``item_id``. ``await aclose()`` at the
+    end of the session waits for the tasks still running; ``close()`` only stops observing.
     """
 
     def __init__(
@@ -61,11 +72,133 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         self._items: OrderedDict[str, _Item] = OrderedDict()
         self._missing_id_logged = False
         self._closed = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._async_listeners: dict[tuple[str, Callable[..., Any]], Callable[..., None]] = {}
         observe_before_listeners(session, "user_input_transcribed", self._on_transcribed)
 
+    # -- listeners ------------------------------------------------------------------------
+
+    @overload
+    def on(self, event: UtteranceEventName) -> Callable[[_Callback], _Callback]: ...
+    @overload
+    def on(self, event: UtteranceEventName, callback: _Callback) -> _Callback: ...
+    @overload
+    def on(
+        self, event: UtteranceEventName, callback: Callable[..., Any] | None = None
+    ) -> Callable[..., Any]: ...
+    def on(self, event: UtteranceEventName, callback: Callable[..., Any] | None = None) -> Any:
+        """Call ``callback`` (plain or ``async``) on every ``event``; usable as a decorator.
+
+        A misspelt name would otherwise be accepted and never fire, so it is a ``ValueError``.
+        """
+        return self._register(event, callback, once=False)
+
+    @overload
+    def once(self, event: UtteranceEventName) -> Callable[[_Callback], _Callback]: ...
+    @overload
+    def once(self, event: UtteranceEventName, callback: _Callback) -> _Callback: ...
+    @overload
+    def once(
+        self, event: UtteranceEventName, callback: Callable[..., Any] | None = None
+    ) -> Callable[..., Any]: ...
+    def once(self, event: UtteranceEventName, callback: Callable[..., Any] | None = None) -> Any:
+        """Like ``on``, for the next ``event`` only."""
+        return self._register(event, callback, once=True)
+
+    def _register(
+        self, event: UtteranceEventName, callback: Callable[..., Any] | None, *, once: bool
+    ) -> Any:
+        _check_event_name(event)
+        if callback is None:  # used as a decorator
+            return lambda callback: self._register(event, callback, once=once)
+        listener = self._listener(event, callback)
+        if once:
+            call = listener
+
+            def listener(*args: Any) -> None:
+                super(Utterances, self).off(event, listener)
+                call(*args)
+
+            listener.__signature__ = inspect.signature(call)  # type: ignore[attr-defined]
+        super().on(event, listener)
+        return callback
+
+    def off(self, event: UtteranceEventName, callback: Callable[..., Any]) -> None:
+        super().off(event, self._async_listeners.pop((event, callback), callback))
+
+    def _listener(self, event: str, callback: Callable[..., Any]) -> Callable[..., Any]:
+        """``callback`` itself, or for a coroutine function a plain function that starts it as
+        a task: upstream's emitter refuses coroutine functions and would drop their result."""
+        if not inspect.iscoroutinefunction(callback):
+            return callback
+        key = (event, callback)
+        if key not in self._async_listeners:
+
+            def start(*args: Any) -> None:
+                self._start_task(event, callback, callback(*args), args)
+
+            # the emitter passes as many arguments as the callback takes
+            start.__signature__ = inspect.signature(callback)  # type: ignore[attr-defined]
+            self._async_listeners[key] = start
+        return self._async_listeners[key]
+
+    def _start_task(
+        self,
+        event: str,
+        callback: Callable[..., Any],
+        coro: Coroutine[Any, Any, Any],
+        args: tuple[Any, ...],
+    ) -> None:
+        item_id = getattr(args[0], "item_id", None) if args else None
+        name = getattr(callback, "__qualname__", repr(callback))
+        try:
+            task = asyncio.get_running_loop().create_task(coro)
+        except RuntimeError:
+            coro.close()
+            logger.error(
+                "livekit_ext.Utterances: async %s callback %s for utterance %s not run: "
+                "no running event loop",
+                event,
+                name,
+                item_id,
+            )
+            return
+        self._tasks.add(task)
+
+        def done(task: asyncio.Task[Any]) -> None:
+            self._tasks.discard(task)
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                logger.error(
+                    "livekit_ext.Utterances: async %s callback %s failed for utterance %s",
+                    event,
+                    name,
+                    item_id,
+                    exc_info=exc,
+                )
+
+        task.add_done_callback(done)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
     def close(self) -> None:
-        """Stop observing the session."""
+        """Stop observing the session. Async callbacks already running go on to the end."""
         self._closed = True
+
+    async def aclose(self) -> None:
+        """Stop observing the session and wait for the async callbacks still running.
+
+        Their exceptions are logged, not raised. If ``aclose()`` itself is cancelled, the
+        callbacks it was waiting for are cancelled too.
+        """
+        self.close()
+        while self._tasks:
+            pending = list(self._tasks)
+            try:
+                await asyncio.gather(*pending, return_exceptions=True)
+            except asyncio.CancelledError:
+                for task in pending:
+                    task.cancel()
+                raise
 
     def _on_transcribed(self, ev: Any) -> None:
         if self._closed:
@@ -119,4 +252,11 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
                 final=item.final,
                 event=ev,
             ),
+        )
+
+
+def _check_event_name(event: str) -> None:
+    if event not in EVENT_NAMES:
+        raise ValueError(
+            f"Utterances has no event {event!r}; valid events: {', '.join(EVENT_NAMES)}"
         )

@@ -154,6 +154,7 @@ async def scene(
             current.closes = list(early)
             mic.close()
             await session.aclose()
+            await model.aclose()  # the model owns an HTTP session the AgentSession does not close
 
 
 # -- the main scenario: two realtime utterances, one noise only the STT heard ---------------

@@ -3,6 +3,7 @@ the malformed-frames probe's recognition of the patched parser."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import types
@@ -116,6 +117,84 @@ def test_utterances_memory_is_bounded() -> None:
     for i in range(10_000):
         session.emit("user_input_transcribed", _event(f"item_{i}", "x", True))
     assert len(utterances._items) == 16
+
+
+async def test_async_callbacks_run_in_order_and_aclose_waits_for_them() -> None:
+    session = _FakeSession()
+    utterances = livekit_ext.Utterances(session)
+    release = asyncio.Event()
+    done: list[tuple[str, str]] = []
+
+    @utterances.on("utterance_started")
+    async def show_placeholder(u: livekit_ext.Utterance) -> None:
+        await release.wait()  # an RPC in flight
+        done.append(("placeholder", u.item_id))
+
+    async def fill(u: livekit_ext.Utterance) -> None:
+        done.append(("transcript", u.transcript))
+
+    utterances.on("utterance_final", fill)
+    utterances.on("utterance_final", lambda u: done.append(("sync", u.transcript)))
+    session.emit("user_input_transcribed", _event("a", "hello", True))
+    assert done == [("sync", "hello")]  # plain callbacks run inline, async ones as tasks
+    assert len(utterances._tasks) == 2
+    closing = asyncio.ensure_future(utterances.aclose())
+    await asyncio.sleep(0.01)
+    assert not closing.done()  # aclose() waits for the placeholder RPC
+    release.set()
+    await closing
+    assert done == [("sync", "hello"), ("transcript", "hello"), ("placeholder", "a")]
+    assert not utterances._tasks
+    session.emit("user_input_transcribed", _event("b", "more", True))  # closed: nothing runs
+    await asyncio.sleep(0)
+    assert len(done) == 3
+
+
+async def test_an_async_callbacks_exception_is_logged_with_the_utterance(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session = _FakeSession()
+    utterances = livekit_ext.Utterances(session)
+
+    async def rpc_fails(u: livekit_ext.Utterance) -> None:
+        raise ConnectionError("frontend gone")
+
+    utterances.on("utterance_final", rpc_fails)
+    session.emit("user_input_transcribed", _event("item_X", "hi", True))
+    await utterances.aclose()
+    [record] = [r for r in caplog.records if r.name == "livekit_ext"]
+    assert "item_X" in record.getMessage() and "rpc_fails" in record.getMessage()
+    assert record.exc_info is not None and isinstance(record.exc_info[1], ConnectionError)
+
+
+async def test_off_and_once_accept_async_callbacks() -> None:
+    session = _FakeSession()
+    utterances = livekit_ext.Utterances(session)
+    seen: list[str] = []
+
+    async def record(u: livekit_ext.Utterance) -> None:
+        seen.append(u.item_id)
+
+    utterances.on("utterance_started", record)
+    utterances.off("utterance_started", record)
+    utterances.once("utterance_final", record)
+    for item in ("a", "b"):
+        session.emit("user_input_transcribed", _event(item, "x", True))
+    await utterances.aclose()
+    assert seen == ["a"]
+
+
+@pytest.mark.parametrize("register", ["on", "once", "decorator"])
+def test_an_unknown_event_name_is_an_error_naming_the_valid_ones(register: str) -> None:
+    utterances = livekit_ext.Utterances(_FakeSession())
+    with pytest.raises(ValueError) as raised:
+        if register == "decorator":
+            utterances.on("utterance_start")  # type: ignore[arg-type]
+        else:
+            getattr(utterances, register)("utterance_start", lambda u: None)
+    assert "'utterance_start'" in str(raised.value)
+    for name in ("utterance_started", "utterance_updated", "utterance_final"):
+        assert name in str(raised.value)
 
 
 def test_a_reserved_item_is_taken_once_and_not_when_stale() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from livekit.agents import Agent, RunContext, function_tool
 
 import livekit_ext
+from livekit_ext._extras import require
 from livekit_ext.testing import OpenAIRealtimeServer
 from livekit_ext.testing import openai_server as oai
 from livekit_ext.testing.audio import PacedAudioInput, silence
@@ -253,6 +254,18 @@ async def _live(provider: str) -> int:
     return 0
 
 
+def require_extras(provider: str) -> None:
+    """Fail before anything starts when an extra the demo needs is missing."""
+    require("the demo's parallel STT (PocketSphinx)", "demo", "pocketsphinx")
+    if provider == "gemini":
+        require("the demo with --provider gemini", "google", "livekit.plugins.google")
+        require("the demo's Gemini loopback server (TLS)", "demo", "cryptography")
+    else:
+        require("the demo", "openai", "livekit.plugins.openai")
+
+
 def run_demo(*, provider: str = "openai", live: bool = False) -> int:
+    """Raises ``MissingExtra`` (one line naming the extra) when a dependency is missing."""
+    require_extras(provider)
     logging.basicConfig(level=logging.ERROR)
     return asyncio.run(_live(provider) if live else _offline(provider))

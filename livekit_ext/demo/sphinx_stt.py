@@ -49,6 +49,8 @@ from livekit.agents.types import (
     TimedString,
 )
 
+from .._extras import require
+
 SAMPLE_RATE = 16000
 """The bundled acoustic model is 16 kHz; every input is resampled to it."""
 
@@ -457,6 +459,7 @@ class PocketSphinxSTT(stt.STT):  # type: ignore[type-arg]  # generic in some rel
         manual_flush: bool = False,
         max_workers: int = 2,
     ) -> None:
+        require("PocketSphinxSTT", "demo", "pocketsphinx")
         capabilities = stt.STTCapabilities(
             streaming=True,
             interim_results=True,

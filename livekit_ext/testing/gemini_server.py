@@ -17,6 +17,7 @@ import ssl
 from collections import Counter
 from typing import Any
 
+from .._extras import require
 from ._loopback import Connection, LoopbackServer
 from ._tls import loopback_tls
 
@@ -90,6 +91,8 @@ class GeminiLiveServer(LoopbackServer):
     """
 
     def __init__(self, *, session_id: str | None = None) -> None:
+        require("GeminiLiveServer", "google", "google.genai", "livekit.plugins.google")
+        require("GeminiLiveServer", "test", "cryptography")
         server_ssl, client_ssl = loopback_tls()
         super().__init__(ssl_context=server_ssl)
         self.client_ssl_context: ssl.SSLContext = client_ssl

@@ -13,6 +13,7 @@ import functools
 import itertools
 from typing import Any
 
+from .._extras import require
 from ._loopback import Connection, LoopbackServer
 
 _ids = itertools.count(1)
@@ -46,6 +47,8 @@ class OpenAIRealtimeServer(LoopbackServer):
         auto_session_updated: bool = True,
         auto_item_added: bool = True,
     ) -> None:
+        # the openai SDK validates every scripted event; livekit-plugins-openai brings it
+        require("OpenAIRealtimeServer", "openai", "openai")
         super().__init__()
         self.model = model
         self.auto_session_updated = auto_session_updated
