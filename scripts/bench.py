@@ -4,9 +4,14 @@
 Drives the real OpenAI realtime session of a real AgentSession (connected to the loopback
 server) with the raw events of many utterances, through the same session handlers the
 receive loop calls, once on stock upstream (``revert()``) and once patched, alternating
-rounds in one run. Also measures what ``import livekit_ext`` adds on top of importing
-livekit-agents and both plugins. Last line: ``overhead ratio: X.XX`` (target <= 1.10), the
-median over rounds of patched / stock CPU time, the two measured back to back.
+rounds in one run. Also measures the receive loop's own cost per server frame (audio deltas,
+the bulk of the traffic): the websocket read (guarded when patched), the engine module's
+``json.loads`` (the stand-in that takes the guard's parse when patched), the raw-event emit
+and the event construction -- everything upstream does for a frame before its handler, whose
+work is the same either way (left out, so the ratio is the stricter one; target <= 1.05). And
+what ``import livekit_ext`` adds on top of importing livekit-agents and both plugins. Last
+line: ``overhead ratio: X.XX`` (target <= 1.10), the median over rounds of patched / stock
+CPU time for the per-event path, the two measured back to back.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from livekit_ext.testing.sessions import openai_realtime_session
 UTTERANCES = 400
 DELTAS = 5
 ROUNDS = 14
+AUDIO_FRAMES = 2000
+AUDIO_DELTA_B64 = "A" * 6400  # 4.8 kB of PCM: 100 ms at 24 kHz, as the service sends it
 
 _HANDLERS = {
     "input_audio_buffer.speech_started": "_handle_input_audio_buffer_speech_started",
@@ -103,6 +110,64 @@ def run_round(dispatcher: tuple[Any, int], rec: Any, tag: str, patched: bool) ->
     return elapsed
 
 
+class _ReplayedWebSocket:
+    """Hands out prebuilt frames as ``aiohttp``'s ``ws.receive()`` does, without a socket."""
+
+    def __init__(self, messages: list[Any]) -> None:
+        self._next = iter(messages).__next__
+
+    async def receive(self) -> Any:
+        return self._next()
+
+
+async def frame_round(rt_session: Any, patched: bool) -> float:
+    """CPU seconds the receive loop spends on AUDIO_FRAMES audio-delta frames before the handler."""
+    import aiohttp
+    from openai.types.realtime import ResponseAudioDeltaEvent
+
+    from livekit_ext import malformed_frames
+
+    module = sys.modules[type(rt_session).__module__]
+    messages = [
+        aiohttp.WSMessage(
+            aiohttp.WSMsgType.TEXT,
+            json.dumps(
+                {
+                    "type": "response.output_audio.delta",
+                    "event_id": f"ev_{i}",
+                    "response_id": "resp_bench",
+                    "item_id": "item_bench",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": AUDIO_DELTA_B64,
+                }
+            ),
+            None,
+        )
+        for i in range(AUDIO_FRAMES)
+    ]
+    ws: Any = _ReplayedWebSocket(messages)
+    if patched:
+        malformed_frames._guard_frames(ws)  # what the wrapped _create_ws_conn does
+    emit = rt_session.emit
+    gc.collect()
+    gc.disable()
+    try:
+        started = time.process_time()
+        for _ in range(AUDIO_FRAMES):
+            msg = await ws.receive()
+            event = module.json.loads(msg.data)
+            emit("openai_server_event_received", event)
+            if event["type"] == "response.output_audio.delta":
+                ResponseAudioDeltaEvent.construct(**event)
+        elapsed = time.process_time() - started
+    finally:
+        gc.enable()
+    stood_in = getattr(module.json, "__livekit_ext_json__", False)
+    assert stood_in == patched, (stood_in, patched)
+    return elapsed
+
+
 def forget_history(session: Any) -> None:
     """Empty the chat contexts the rounds filled: upstream looks items up by id linearly, so
     a context growing round after round would make later rounds ever slower and noisier."""
@@ -110,7 +175,7 @@ def forget_history(session: Any) -> None:
     session.history.items.clear()
 
 
-async def measure(rounds: int) -> tuple[list[float], list[float]]:
+async def measure(rounds: int) -> tuple[list[float], list[float], list[float], list[float]]:
     """Interleaved rounds on two sessions: one started on stock upstream, one patched.
 
     Each round runs the other mode right after (order alternating), so machine drift hits
@@ -118,6 +183,8 @@ async def measure(rounds: int) -> tuple[list[float], list[float]]:
     """
     stock: list[float] = []
     patched: list[float] = []
+    frames_stock: list[float] = []
+    frames_patched: list[float] = []
     async with OpenAIRealtimeServer() as server_a, OpenAIRealtimeServer() as server_b:
         livekit_ext.revert()
         async with openai_realtime_session(server_a) as (session_a, rec_a):
@@ -130,14 +197,18 @@ async def measure(rounds: int) -> tuple[list[float], list[float]]:
                         if mode == "stock":
                             livekit_ext.revert()
                             stock.append(run_round(stock_dispatch, rec_a, f"s{r}", False))
+                            rt = session_a._activity._rt_session
+                            frames_stock.append(await frame_round(rt, False))
                         else:
                             livekit_ext.apply()
                             patched.append(run_round(patched_dispatch, rec_b, f"p{r}", True))
+                            rt = session_b._activity._rt_session
+                            frames_patched.append(await frame_round(rt, True))
                         await asyncio.sleep(0)  # let the sessions' tasks drain
                     forget_history(session_a)
                     forget_history(session_b)
     livekit_ext.apply()
-    return stock, patched
+    return stock, patched, frames_stock, frames_patched
 
 
 def import_overhead_ms(samples: int = 5) -> float:
@@ -168,7 +239,7 @@ def import_overhead_ms(samples: int = 5) -> float:
 
 
 async def main() -> None:
-    stock, patched = await measure(ROUNDS)
+    stock, patched, frames_stock, frames_patched = await measure(ROUNDS)
     events = UTTERANCES * (DELTAS + 3)
     s, p = statistics.median(stock), statistics.median(patched)
     # each round's two modes ran back to back: their ratio cancels the machine's drift
@@ -177,6 +248,15 @@ async def main() -> None:
     print(f"stock:   {s * 1e6 / events:.1f} us/event (median CPU)")
     print(f"patched: {p * 1e6 / events:.1f} us/event (median CPU)")
     print(f"ratio of the medians: {p / s:.2f}")
+    fs, fp = statistics.median(frames_stock), statistics.median(frames_patched)
+    frame_ratio = statistics.median(
+        pt / st for st, pt in zip(frames_stock, frames_patched, strict=True)
+    )
+    print(
+        f"receive loop per audio-delta frame ({len(AUDIO_DELTA_B64)} B base64), before the "
+        f"handler: stock {fs * 1e6 / AUDIO_FRAMES:.1f} us, patched {fp * 1e6 / AUDIO_FRAMES:.1f} us"
+    )
+    print(f"receive-loop frame ratio: {frame_ratio:.2f} (target <= 1.05)")
     print(f"import livekit_ext on top of livekit-agents + plugins: {import_overhead_ms():.1f} ms")
     print(f"overhead ratio: {paired:.2f}")
 
