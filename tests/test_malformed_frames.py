@@ -9,7 +9,6 @@ test with that frame named.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from typing import Any
@@ -20,91 +19,17 @@ import livekit_ext
 from livekit_ext.testing import GeminiLiveServer, LoopbackServer, OpenAIRealtimeServer
 from livekit_ext.testing import gemini_server as gem
 from livekit_ext.testing import openai_server as oai
+from livekit_ext.testing.bad_frames import (
+    GEMINI_ACCEPTED_BY_GENAI,
+    GEMINI_BAD_FRAMES,
+    OPENAI_BAD_BINARY_FRAMES,
+    OPENAI_BAD_TEXT_FRAMES,
+    OPENAI_KNOWN_TYPES_BROKEN_FRAMES,
+)
 from livekit_ext.testing.sessions import gemini_realtime_session, openai_realtime_session
 
 pytestmark = pytest.mark.wire
 EXTENSION_DISABLED = os.environ.get("LIVEKIT_EXT_DISABLE") == "1"
-
-_OPENAI_KNOWN_TYPES_BROKEN = [
-    {"type": "response.output_audio.delta"},
-    {"type": "response.output_audio.delta", "response_id": "r", "item_id": "i", "delta": 5},
-    {"type": "response.output_audio.delta", "delta": None},
-    {"type": "input_audio_buffer.speech_started"},
-    {"type": "input_audio_buffer.speech_started", "item_id": 5, "audio_start_ms": "soon"},
-    {"type": "input_audio_buffer.speech_stopped", "item_id": [], "audio_end_ms": {}},
-    {"type": "conversation.item.input_audio_transcription.delta"},
-    {"type": "conversation.item.input_audio_transcription.delta", "item_id": "x", "delta": 3},
-    {"type": "conversation.item.input_audio_transcription.completed"},
-    {
-        "type": "conversation.item.input_audio_transcription.completed",
-        "item_id": 5,
-        "transcript": 7,
-    },
-    {"type": "conversation.item.input_audio_transcription.failed"},
-    {"type": "conversation.item.added", "item": "not an item"},
-    {"type": "conversation.item.added"},
-    {"type": "conversation.item.deleted"},
-    {"type": "response.created"},
-    {"type": "response.created", "response": []},
-    {"type": "response.output_item.added", "item": 5},
-    {"type": "response.content_part.added"},
-    {"type": "response.output_audio_transcript.delta"},
-    {"type": "response.output_text.delta"},
-    {"type": "response.output_text.done"},
-    {"type": "response.output_audio.done"},
-    {"type": "response.output_item.done"},
-    {"type": "response.done"},
-    {"type": "response.done", "response": None},
-    {"type": "error"},
-    {"type": "error", "error": "boom"},
-    {"type": "session.created"},
-    {"type": "session.updated", "session": 5},
-]
-
-_OPENAI_KNOWN_TYPES_BROKEN_FRAMES = [json.dumps(e) for e in _OPENAI_KNOWN_TYPES_BROKEN]
-OPENAI_BAD_TEXT_FRAMES: list[str] = [
-    "{not json",
-    "[1, 2]",
-    "null",
-    '"a string"',
-    "42",
-    "",
-    "true",
-    '{"type": ["input_audio_buffer.speech_started"]}',
-    '{"type": {"nested": true}}',
-    "{}",
-    '{"event_id": "x"}',
-    '{"type": null}',
-    '{"type": 7}',
-    '{"type": ""}',
-    *_OPENAI_KNOWN_TYPES_BROKEN_FRAMES,
-]
-OPENAI_BAD_BINARY_FRAMES: list[bytes] = [b"\x00\xff\x10", b'{"type": "response.done"}']
-
-GEMINI_BAD_FRAMES: list[str | bytes] = [
-    "{not json",
-    "[1, 2]",
-    "null",
-    '"a string"',
-    "42",
-    "true",
-    '{"unknownField": 1}',
-    '{"serverContent": 5}',
-    '{"serverContent": {"inputTranscription": {"text": 5}}}',
-    '{"serverContent": {"turnComplete": "yes"}}',
-    '{"serverContent": {"modelTurn": {"parts": 7}}}',
-    '{"toolCall": {"functionCalls": [{"name": 5}]}}',
-    '{"voiceActivity": {"type": ["ACTIVITY_START"]}}',
-    '{"voiceActivity": {"type": "ACTIVITY_START", "audioOffset": 12}}',
-    '{"goAway": {"timeLeft": []}}',
-    '{"usageMetadata": {"promptTokenCount": "many"}}',
-    b"\x00\xff\x10",
-    b'{"serverContent": {"interrupted": 3}}',
-]
-
-GEMINI_ACCEPTED_BY_GENAI = {
-    '{"serverContent": {"turnComplete": "yes"}}',  # pydantic's lax mode reads "yes" as True
-}
 
 _UPSTREAM_HANDLER_LOG = "failed to handle event"  # upstream's own per-event try/except
 
@@ -160,7 +85,7 @@ async def test_no_single_openai_frame_ends_the_session(
             assert finals[-1].transcript == f"still here {n}", frame
             logged = _frame_logs(caplog, since)
             # a known type missing a field upstream does not need is handled, not dropped
-            handled_as_is = frame in _OPENAI_KNOWN_TYPES_BROKEN_FRAMES
+            handled_as_is = frame in OPENAI_KNOWN_TYPES_BROKEN_FRAMES
             assert len(logged) == 1 or (handled_as_is and not logged), (frame, logged)
             if frame == '{"type": {"nested": true}}':  # the line says what was dropped, and why
                 assert "non-string 'type'" in logged[0] and "nested" in logged[0]
@@ -209,7 +134,7 @@ async def test_no_single_frame_ends_a_gpt_live_connection(caplog: pytest.LogCapt
     """1.8's GPT-Live engine reads its own websocket: the same frames, the same guard."""
     gpt_live = pytest.importorskip("livekit.agents.llm._realtime.gpt_live")
     caplog.set_level(logging.WARNING)
-    frames = [f for f in OPENAI_BAD_TEXT_FRAMES if f not in _OPENAI_KNOWN_TYPES_BROKEN_FRAMES]
+    frames = [f for f in OPENAI_BAD_TEXT_FRAMES if f not in OPENAI_KNOWN_TYPES_BROKEN_FRAMES]
     frames.append('{"type": "session.output_audio.delta", "delta": 5}')
     async with LoopbackServer() as server:
         model = gpt_live.GPTLiveModel(api_key="test", base_url=f"http://127.0.0.1:{server.port}/v1")
