@@ -82,9 +82,17 @@ def _live(provider: str, request: pytest.FixtureRequest) -> Iterator[Live]:
     finally:
         loop.run_until_complete(stack.aclose())
         loop.close()
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"fuzz {provider}: {live.examples} examples ran, all held")
+        plugins = request.config.pluginmanager
+        reporter, capture = (
+            plugins.get_plugin("terminalreporter"),
+            plugins.get_plugin("capturemanager"),
+        )
+        if reporter is not None and capture is not None:
+            with capture.global_and_fixture_disabled():  # past pytest's output capture
+                reporter.ensure_newline()
+                reporter.write_line(
+                    f"fuzz {provider}: {live.examples} examples held every invariant"
+                )
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +180,7 @@ def _openai_item(prefix: str, event: dict[str, Any]) -> dict[str, Any]:
     return {**event, "item_id": f"{prefix}_{item}"} if isinstance(item, str) else event
 
 
-async def _run_openai(live: Live, steps: list[tuple[str, Any]]) -> None:
-    prefix = f"x{next(_example_ids)}"
+async def _run_openai(live: Live, steps: list[tuple[str, Any]], prefix: str, text: str) -> None:
     server = live.server
     for kind, payload in steps:
         if kind == "send":
@@ -190,7 +197,18 @@ async def _run_openai(live: Live, steps: list[tuple[str, Any]]) -> None:
                 lambda conn=conn: any(e.get("type") == "session.update" for e in conn.client_events)
             )
     last = f"{prefix}_last"
-    await server.send(oai.speech_started(last), oai.transcription_completed(last, f"{prefix} done"))
+    await server.send(oai.speech_started(last), oai.transcription_completed(last, text))
+
+
+def _example(live: Live, run: Any, steps: list[tuple[str, Any]]) -> None:
+    """Send one example's stream, then a valid utterance; wait for it; check the invariants."""
+    n = next(_example_ids)
+    prefix, text = f"x{n}", f"x{n} done"
+    before, fired_before = len(live.rec.transcripts), len(live.fired)
+    live.run(run(live, steps, prefix, text))
+    live.run(_final_for(live, text, before))
+    check_invariants(live, live.rec.transcripts[before:], live.fired[fired_before:])
+    live.examples += 1
 
 
 @_FUZZ
@@ -198,13 +216,7 @@ async def _run_openai(live: Live, steps: list[tuple[str, Any]]) -> None:
 def test_openai_streams_keep_the_invariants(
     openai_live: Live, steps: list[tuple[str, Any]]
 ) -> None:
-    live = openai_live
-    before, fired_before = len(live.rec.transcripts), len(live.fired)
-    live.run(_run_openai(live, steps))
-    prefix = f"x{next(_example_ids) - 1}"
-    live.run(_final_for(live, f"{prefix} done", before))
-    live.examples += 1
-    check_invariants(live, live.rec.transcripts[before:], live.fired[fired_before:])
+    _example(openai_live, _run_openai, steps)
 
 
 # -- Gemini --------------------------------------------------------------------------------
@@ -233,7 +245,7 @@ def gemini_steps(draw: st.DrawFn) -> list[tuple[str, Any]]:
     return draw(st.lists(steps, max_size=12))
 
 
-async def _run_gemini(live: Live, steps: list[tuple[str, Any]], text: str) -> None:
+async def _run_gemini(live: Live, steps: list[tuple[str, Any]], prefix: str, text: str) -> None:
     server = live.server
     for kind, payload in steps:
         if kind == "send":
@@ -258,13 +270,7 @@ async def _run_gemini(live: Live, steps: list[tuple[str, Any]], text: str) -> No
 def test_gemini_streams_keep_the_invariants(
     gemini_live: Live, steps: list[tuple[str, Any]]
 ) -> None:
-    live = gemini_live
-    before, fired_before = len(live.rec.transcripts), len(live.fired)
-    text = f"g{next(_example_ids)} done"
-    live.run(_run_gemini(live, steps, text))
-    live.run(_final_for(live, text, before))
-    live.examples += 1
-    check_invariants(live, live.rec.transcripts[before:], live.fired[fired_before:])
+    _example(gemini_live, _run_gemini, steps)
 
 
 def test_the_bad_frames_are_json_text_or_bytes() -> None:
