@@ -26,9 +26,10 @@ import sys
 import time
 from typing import Any
 
+from _drive import dispatcher, forget_history, utterance_events
+
 import livekit_ext
 from livekit_ext.testing import OpenAIRealtimeServer
-from livekit_ext.testing import openai_server as oai
 from livekit_ext.testing.sessions import openai_realtime_session
 
 UTTERANCES = 400
@@ -37,63 +38,11 @@ ROUNDS = 14
 AUDIO_FRAMES = 2000
 AUDIO_DELTA_B64 = "A" * 6400  # 4.8 kB of PCM: 100 ms at 24 kHz, as the service sends it
 
-_HANDLERS = {
-    "input_audio_buffer.speech_started": "_handle_input_audio_buffer_speech_started",
-    "input_audio_buffer.speech_stopped": "_handle_input_audio_buffer_speech_stopped",
-    "conversation.item.input_audio_transcription.delta": (
-        "_handle_conversion_item_input_audio_transcription_delta"
-    ),
-    "conversation.item.input_audio_transcription.completed": (
-        "_handle_conversion_item_input_audio_transcription_completed"
-    ),
-}
-
-
-def utterance_events(n: int, tag: str) -> list[dict[str, Any]]:
-    item = f"item_{tag}_{n}"
-    events = [oai.speech_started(item, 100), oai.speech_stopped(item, 900)]
-    events += [oai.transcription_delta(item, f" word{i}") for i in range(DELTAS)]
-    events.append(oai.transcription_completed(item, "word0 word1 word2 word3 word4"))
-    return [{"event_id": f"ev_{i}", **e} for i, e in enumerate(events)]
-
-
-def dispatcher(rt_session: Any) -> tuple[Any, int]:
-    """The receive loop's work for one JSON frame: parse, announce raw, call the handler
-    (an event the release has no handler for, as 1.4's deltas, is only announced); and how
-    many transcripts an utterance then yields."""
-    from openai.types.realtime import RealtimeServerEvent
-    from pydantic import TypeAdapter
-
-    adapter: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
-    models = {kind: type(adapter.validate_python(e)) for kind, e in _sample_events().items()}
-    handlers = {
-        kind: handler
-        for kind, name in _HANDLERS.items()
-        if (handler := getattr(rt_session, name, None)) is not None
-    }
-
-    def dispatch(frame: str) -> None:
-        event = json.loads(frame)
-        rt_session.emit("openai_server_event_received", event)
-        kind = event["type"]
-        if (handler := handlers.get(kind)) is not None:
-            handler(models[kind].model_construct(**event))
-
-    # the speech-stop interim and the final, plus an interim per delta where deltas are handled
-    per_utterance = 2 + (
-        DELTAS if "conversation.item.input_audio_transcription.delta" in handlers else 0
-    )
-    return dispatch, per_utterance
-
-
-def _sample_events() -> dict[str, dict[str, Any]]:
-    return {e["type"]: e for e in utterance_events(0, "sample")}
-
 
 def run_round(dispatcher: tuple[Any, int], rec: Any, tag: str, patched: bool) -> float:
     """CPU seconds to dispatch UTTERANCES utterances' raw events (GC paused while timed)."""
     dispatch, per_utterance = dispatcher
-    frames = [json.dumps(e) for n in range(UTTERANCES) for e in utterance_events(n, tag)]
+    frames = [json.dumps(e) for n in range(UTTERANCES) for e in utterance_events(n, tag, DELTAS)]
     rec.transcripts.clear()
     gc.collect()
     gc.disable()
@@ -168,13 +117,6 @@ async def frame_round(rt_session: Any, patched: bool) -> float:
     return elapsed
 
 
-def forget_history(session: Any) -> None:
-    """Empty the chat contexts the rounds filled: upstream looks items up by id linearly, so
-    a context growing round after round would make later rounds ever slower and noisier."""
-    session._activity._agent._chat_ctx.items.clear()
-    session.history.items.clear()
-
-
 async def measure(rounds: int) -> tuple[list[float], list[float], list[float], list[float]]:
     """Interleaved rounds on two sessions: one started on stock upstream, one patched.
 
@@ -190,8 +132,8 @@ async def measure(rounds: int) -> tuple[list[float], list[float], list[float], l
         async with openai_realtime_session(server_a) as (session_a, rec_a):
             livekit_ext.apply()
             async with openai_realtime_session(server_b) as (session_b, rec_b):
-                stock_dispatch = dispatcher(session_a._activity._rt_session)
-                patched_dispatch = dispatcher(session_b._activity._rt_session)
+                stock_dispatch = dispatcher(session_a._activity._rt_session, DELTAS)
+                patched_dispatch = dispatcher(session_b._activity._rt_session, DELTAS)
                 for r in range(rounds):
                     for mode in ("stock", "patched") if r % 2 else ("patched", "stock"):
                         if mode == "stock":
