@@ -11,6 +11,7 @@ import os
 
 from ._registry import ENGINE, FeatureStatus
 from .azure import AzureExplicitNulls
+from .gemini_reconnects import GeminiReconnects
 from .identity import Identity, Source, identity
 from .malformed_frames import MalformedFrames
 from .parallel_stt import ParallelSTT, TranscriptLog, enable_parallel_stt, transcripts
@@ -38,6 +39,7 @@ ENGINE.register(TranscriptIdentity())
 ENGINE.register(AzureExplicitNulls())
 ENGINE.register(ParallelSTT())
 ENGINE.register(MalformedFrames())
+ENGINE.register(GeminiReconnects())
 
 
 def apply() -> dict[str, FeatureStatus]:
