@@ -92,6 +92,8 @@ def run(
         *plugin,
         *extra,
     ]
+    # a module for a plugin this venv lacks fails to import: count it as an error, run the rest
+    command.append("--continue-on-collection-errors")
     command += [f"--deselect={node}" for node in KNOWN_HANGS]
     started = time.monotonic()
     done = subprocess.run(
