@@ -68,7 +68,7 @@ def dummy_google_credentials() -> str:
 
 def run(
     python: str, root: Path, files: list[str], patched: bool, timeout: float
-) -> tuple[dict[str, int], float, str]:
+) -> tuple[dict[str, int], float, str, set[str]]:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     env.setdefault("GOOGLE_APPLICATION_CREDENTIALS", dummy_google_credentials())
     if patched:
@@ -86,6 +86,7 @@ def run(
         "-m",
         "pytest",
         "-q",
+        "-rfE",  # the failing node ids, to compare the two runs
         "--tb=native",
         "-p",
         "no:cacheprovider",
@@ -101,10 +102,15 @@ def run(
     )
     elapsed = time.monotonic() - started
     tail = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
+    failing = {
+        line.split(" ", 2)[1]
+        for line in done.stdout.splitlines()
+        if line.startswith(("FAILED ", "ERROR ")) and " " in line
+    }
     counts: dict[str, int] = {}
     for number, kind in _COUNT.findall(tail):
         counts[kind.rstrip("s") if kind.startswith("error") else kind] = int(number)
-    return counts, elapsed, tail
+    return counts, elapsed, tail, failing
 
 
 def status(python: str) -> str:
@@ -136,10 +142,17 @@ def main() -> int:
     print(f"upstream tests at {root}: {len(files)} modules, livekit-agents {version} installed")
     print(f"livekit_ext status with the extension: {status(args.python)}")
     results = {}
+    failing: dict[str, set[str]] = {}
     for mode in ("stock", "patched"):
-        counts, elapsed, tail = run(args.python, root, files, mode == "patched", args.timeout)
+        counts, elapsed, tail, failing[mode] = run(
+            args.python, root, files, mode == "patched", args.timeout
+        )
         results[mode] = counts
         print(f"{mode:>7}: {tail}  ({elapsed:.0f} s)")
+    for node in sorted(failing["patched"] - failing["stock"]):
+        print(f"  fails only with livekit_ext: {node}")
+    for node in sorted(failing["stock"] - failing["patched"]):
+        print(f"  fails only stock: {node}")
     stock, patched = results["stock"], results["patched"]
     print(
         f"upstream tests: stock {stock.get('passed', 0)} passed / {stock.get('failed', 0)} "
