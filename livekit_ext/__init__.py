@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._registry import ENGINE, FeatureStatus
 from .azure import AzureExplicitNulls
+from .gemini_reconnects import GeminiReconnects
 from .identity import Identity, Source, identity
 from .malformed_frames import MalformedFrames
 from .parallel_stt import ParallelSTT, enable_parallel_stt
@@ -54,6 +55,7 @@ ENGINE.register(TranscriptIdentity())
 ENGINE.register(ParallelSTT())
 ENGINE.register(AzureExplicitNulls())
 ENGINE.register(MalformedFrames())
+ENGINE.register(GeminiReconnects())
 
 
 def apply(*features: str) -> dict[str, FeatureStatus]:

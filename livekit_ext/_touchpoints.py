@@ -348,6 +348,66 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
 )
 
 
+GR = "gemini_reconnects"
+
+TOUCHPOINTS += (
+    # -- malformed_frames (further engines, one parse per frame) ---------------------------
+    _tp(
+        MF,
+        "wrap",
+        "1.8 GPT-Live engine: its websocket's frames",
+        "livekit.agents.llm._realtime.gpt_live:GPTLiveSession._create_ws_conn",
+        optional=True,
+    ),
+    _tp(
+        MF,
+        "replace",
+        "the engine parses frames with its module's json: ours reuses the one parse",
+        *(f"{m}:json" for m in OPENAI_ENGINES),
+    ),
+    _tp(
+        MF,
+        "wrap",
+        "each Gemini connection: drop a frame google-genai cannot take",
+        f"{GEMINI}:RealtimeSession._recv_task",
+        optional=True,
+    ),
+    _tp(
+        MF,
+        "replace",
+        "per connection: the frame google-genai failed on is dropped (google-genai, not in the sweep's wheels)",
+        "google.genai.live:AsyncSession._receive",
+        optional=True,
+    ),
+    # -- gemini_reconnects -------------------------------------------------------------------
+    _tp(
+        GR,
+        "wrap",
+        "each Gemini connection: a working one is not a failed attempt",
+        f"{GEMINI}:RealtimeSession._recv_task",
+    ),
+    _tp(
+        GR,
+        "read",
+        "probe: the connection loop the retry budget belongs to",
+        f"{GEMINI}:RealtimeSession._main_task",
+    ),
+    _tp(
+        GR,
+        "attr",
+        "the retry count kept one below the budget",
+        f"{GEMINI}:RealtimeSession._num_retries",
+        optional=True,
+    ),
+    _tp(
+        GR,
+        "attr",
+        "the session's options: conn_options.max_retry",
+        f"{GEMINI}:RealtimeSession._opts",
+    ),
+)
+
+
 def for_feature(feature: str) -> tuple[Touchpoint, ...]:
     return tuple(tp for tp in TOUCHPOINTS if tp.feature == feature)
 

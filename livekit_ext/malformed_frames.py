@@ -1,12 +1,21 @@
 """Malformed realtime frames: a log line, not the end of the user's session.
 
-Upstream's OpenAI receive loop parses every text frame with ``json.loads`` outside its
-per-event error handling, so one frame that is not a JSON object ends the connection task
-and closes the AgentSession. This feature filters such frames out where the plugin reads
-them (the websocket it opens), logs what was dropped, and leaves every valid frame alone.
+OpenAI/Azure/xAI (and 1.8's GPT-Live engine): upstream's receive loop parses every text frame
+with ``json.loads`` outside its per-event error handling, and its error handler itself reads
+``event["type"]`` (and an audio delta's ``delta``), so a frame that is not a JSON object, has
+no string ``type``, or is an audio delta without a string ``delta`` ends the connection task
+and the AgentSession with it. Here the websocket the plugin opens hands upstream only frames
+that pass those checks; the frame is parsed once, where the websocket is read, and the
+engine module's ``json.loads`` takes that very parse instead of parsing again (the module's
+``json`` is a stand-in that is the real ``json`` in every other respect).
+
+Gemini: google-genai parses and validates each frame in ``AsyncSession._receive``; a frame it
+cannot parse or validate raises there and the plugin tears the connection down and
+reconnects. Here an error raised while a frame that did arrive is parsed drops that frame
+(logged) and the next one is read; a closed connection still raises as before.
 
 Native where the patch series (``malformed_frames`` in ``patches/<base>/series``) is applied:
-the session's module then parses each frame with ``_parse_server_event``, which returns
+the OpenAI session's module then parses each frame with ``_parse_server_event``, which returns
 ``None`` for anything that is not a JSON object, and the receive loop logs and skips it.
 """
 
@@ -15,37 +24,100 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
-from ._registry import Feature, Patcher, Probe, hook_errors_logged, when_active
+from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
 
 logger = logging.getLogger("livekit_ext")
 
 FEATURE = "malformed_frames"
 
-
-def _is_json_object(data: Any) -> bool:
-    try:
-        return isinstance(json.loads(data), dict)
-    except (TypeError, ValueError):
-        return False
+_AUDIO_DELTAS = frozenset(
+    {"response.output_audio.delta", "response.audio.delta", "session.output_audio.delta"}
+)
+"""Events upstream's error handler slices ``delta`` of (Azure's beta name included)."""
 
 
-def _filter_frames(ws: Any) -> None:
-    """Make ``ws.receive()`` skip text frames that are not a JSON object (logged)."""
-    import aiohttp
+def frame_problem(event: Any) -> str | None:
+    """Why upstream's receive loop would fail on ``event`` outside its error handling, or None."""
+    if type(event) is not dict:
+        return f"not a JSON object: {type(event).__name__}"
+    kind = event.get("type")
+    if type(kind) is not str or not kind:
+        return "no 'type'" if not kind else f"a non-string 'type' ({kind!r:.40})"
+    if kind in _AUDIO_DELTAS and type(event.get("delta")) is not str:
+        return f"a {kind} without a string 'delta'"
+    return None
 
+
+class _Handoff:
+    """The frame the websocket just returned and its parse, for the module's ``json.loads``.
+
+    The receive loop calls ``json.loads(msg.data)`` right after ``receive()`` returns, with no
+    await in between, so one slot per process is enough. The slot holds one ``(frame, event)``
+    pair, stored and read as a whole (sessions in other threads may overwrite it), and
+    ``loads`` takes the event only for that very frame object; anything else it parses.
+    """
+
+    __slots__ = ("pair",)
+
+    def __init__(self) -> None:
+        self.pair: tuple[Any, Any] | None = None
+
+
+_HANDOFF = _Handoff()
+
+
+def _loads(s: Any, *args: Any, **kwargs: Any) -> Any:
+    pair = _HANDOFF.pair
+    if pair is not None and pair[0] is s and not args and not kwargs:
+        _HANDOFF.pair = None
+        return pair[1]
+    return json.loads(s, *args, **kwargs)
+
+
+def _json_stand_in() -> types.ModuleType:
+    """``json`` for an engine module: the real one, except ``loads`` takes the handoff."""
+    stand_in = types.ModuleType("json", json.__doc__)
+    vars(stand_in).update({k: v for k, v in vars(json).items() if not k.startswith("__")})
+    stand_in.loads = _loads  # type: ignore[attr-defined]
+    stand_in.__livekit_ext_json__ = True  # type: ignore[attr-defined]
+    return stand_in
+
+
+def _guard_frames(ws: Any) -> None:
+    """Make ``ws.receive()`` parse each text frame once and skip the ones upstream cannot take."""
+    from aiohttp import WSMsgType
+
+    text, binary = WSMsgType.TEXT, WSMsgType.BINARY
     receive = ws.receive
+    active = ENGINE._patchers
+    handoff = _HANDOFF
 
     async def receive_valid(*args: Any, **kwargs: Any) -> Any:
         while True:
             msg = await receive(*args, **kwargs)
-            if msg.type != aiohttp.WSMsgType.TEXT or _is_json_object(msg.data):
+            if msg.type is not text or FEATURE not in active:
+                if msg.type is binary and FEATURE in active:
+                    # upstream skips it without a word; say what was skipped
+                    logger.warning(
+                        "livekit_ext: ignored a binary realtime server frame: %.120r", msg.data
+                    )
+                return msg
+            data = msg.data
+            try:
+                event = json.loads(data)
+            except ValueError:
+                problem: str | None = "not a JSON object: invalid JSON"
+            else:
+                problem = frame_problem(event)
+            if problem is None:
+                handoff.pair = (data, event)
                 return msg
             logger.warning(
-                "livekit_ext: dropped a realtime server frame that is not a JSON object: %.120r",
-                msg.data,
+                "livekit_ext: dropped a realtime server frame (%s): %.120r", problem, data
             )
 
     ws.receive = receive_valid
@@ -57,30 +129,111 @@ async def _create_ws_conn(
 ) -> Any:
     ws = await wrapped(*args, **kwargs)
     with hook_errors_logged("guarding the realtime websocket"):
-        _filter_frames(ws)
+        _guard_frames(ws)
     return ws
 
 
-def _session_classes() -> list[type]:
-    classes: list[type] = []
-    try:
-        from livekit.plugins.openai.realtime import realtime_model
+# -- Gemini --------------------------------------------------------------------------------
 
-        classes.append(realtime_model.RealtimeSession)
-    except (ImportError, AttributeError):
-        pass
-    try:
-        from livekit.plugins.openai.realtime import realtime_model_beta  # type: ignore[attr-defined]
 
-        classes.append(realtime_model_beta.RealtimeSessionBeta)
-    except (ImportError, AttributeError):
-        pass
-    # 1.8 moved the engine into livekit-agents; the plugin re-exports the same class
-    return [c for c in dict.fromkeys(classes) if "_create_ws_conn" in _attrs(c)]
+def _guard_gemini_connection(connection: Any) -> None:
+    """Make ``connection._receive()`` drop a frame google-genai fails to parse or validate.
+
+    The frame is marked when the websocket returns it; an exception from ``_receive`` after
+    that came from parsing it (``ValueError``, pydantic's ``ValidationError``, the ``APIError``
+    genai raises for an object it maps to nothing), not from the connection, which raises
+    from ``recv`` itself, before any frame is marked.
+    """
+    ws = connection._ws
+    recv = ws.recv
+    receive = connection._receive
+    arrived: list[Any] = []
+
+    async def recv_marked(*args: Any, **kwargs: Any) -> Any:
+        frame = await recv(*args, **kwargs)
+        arrived.append(frame)
+        return frame
+
+    async def receive_valid() -> Any:
+        while True:
+            arrived.clear()
+            try:
+                message = await receive()
+            except Exception as e:
+                if not arrived or not ENGINE.is_active(FEATURE):
+                    raise
+                logger.warning(
+                    "livekit_ext: dropped a Gemini server frame google-genai rejected (%s): %.120r",
+                    f"{type(e).__name__}: {e}".splitlines()[0][:160],
+                    arrived[-1],
+                )
+                continue
+            if arrived and _not_an_object(arrived[-1]):
+                # google-genai reads such a frame as an empty message, which the plugin skips
+                logger.warning(
+                    "livekit_ext: ignored a Gemini server frame that is not a JSON object: %.120r",
+                    arrived[-1],
+                )
+            return message
+
+    ws.recv = recv_marked
+    connection._receive = receive_valid
+
+
+def _not_an_object(frame: Any) -> bool:
+    """Whether a non-empty frame cannot hold a JSON object (its first character is no ``{``)."""
+    if not frame or frame[:1] in (b"{", "{"):
+        return False
+    head = frame.lstrip()[:1]
+    return bool(head) and head not in (b"{", "{")
+
+
+@when_active(FEATURE)
+def _gemini_recv_task(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    with hook_errors_logged("guarding a Gemini live connection"):
+        _guard_gemini_connection(args[0] if args else kwargs["session"])
+    return wrapped(*args, **kwargs)
+
+
+# -- installing, one upstream module at a time ---------------------------------------------
 
 
 def _attrs(cls: type) -> set[str]:
     return {name for klass in cls.__mro__ for name in vars(klass)}
+
+
+def _openai_session_classes() -> list[type]:
+    """The OpenAI-protocol sessions that open their own websocket, one per engine module."""
+    classes: list[type] = []
+    for module_name, class_name in (
+        ("livekit.plugins.openai.realtime.realtime_model", "RealtimeSession"),
+        ("livekit.plugins.openai.realtime.realtime_model_beta", "RealtimeSessionBeta"),
+        # 1.8: the engines live in livekit-agents; the plugin re-exports the same classes
+        ("livekit.agents.llm._realtime.gpt_live", "GPTLiveSession"),
+    ):
+        try:
+            module = __import__(module_name, fromlist=[class_name])
+            classes.append(getattr(module, class_name))
+        except (ImportError, AttributeError):
+            continue
+    return [c for c in dict.fromkeys(classes) if "_create_ws_conn" in _attrs(c)]
+
+
+def install_openai_engine(patcher: Patcher, session_class: type) -> None:
+    """Guard the websocket ``session_class`` opens; its module's ``json.loads`` takes the parse."""
+    module = sys.modules[session_class.__module__]
+    if not isinstance(vars(module).get("json"), types.ModuleType):
+        raise RuntimeError(f"{module.__name__} does not parse frames with a module-level json")
+    patcher.wrap(session_class, "_create_ws_conn", _create_ws_conn)
+    if not getattr(module.json, "__livekit_ext_json__", False):
+        patcher.replace(module, "json", _json_stand_in())
+
+
+def _install_gemini(patcher: Patcher) -> None:
+    """Guard every Gemini live connection the plugin's session reads (once it is imported)."""
+    from livekit.plugins.google.realtime.realtime_api import RealtimeSession
+
+    patcher.wrap(RealtimeSession, "_recv_task", _gemini_recv_task)
 
 
 def _parses_frames_natively(cls: type) -> bool:
@@ -100,18 +253,25 @@ def _parses_frames_natively(cls: type) -> bool:
 
 class MalformedFrames(Feature):
     name = FEATURE
-    description = "a malformed OpenAI realtime frame is logged and dropped, not fatal"
+    description = "a malformed realtime server frame is logged and dropped, not fatal"
     trigger = "livekit.plugins.openai"
     distribution = "livekit-plugins-openai"
+    parts = {"livekit.plugins.google": "install_gemini"}
 
     def probe(self) -> Probe:
-        classes = _session_classes()
+        classes = _openai_session_classes()
         if not classes:
             return Probe("unsupported", "no OpenAI realtime session with _create_ws_conn found")
         if all(_parses_frames_natively(cls) for cls in classes):
             return Probe("native", "the OpenAI realtime session skips frames that are not JSON")
-        return Probe("patchable", "filters non-JSON frames where the OpenAI session reads them")
+        return Probe(
+            "patchable",
+            "drops realtime server frames upstream cannot take, where the sessions read them",
+        )
 
     def install(self, patcher: Patcher) -> None:
-        for cls in _session_classes():
-            patcher.wrap(cls, "_create_ws_conn", _create_ws_conn)
+        for cls in _openai_session_classes():
+            install_openai_engine(patcher, cls)
+
+    def install_gemini(self, patcher: Patcher) -> None:
+        _install_gemini(patcher)

@@ -343,8 +343,12 @@ def _on_realtime_session_init(
     return result
 
 
-_TRACKED_OPENAI_EVENTS = frozenset(
-    {"session.created", "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped"}
+# a tuple, not a set: membership then compares and never hashes, so an event whose "type" is
+# a list or an object (unhashable) is simply not tracked instead of raising into upstream's emit
+_TRACKED_OPENAI_EVENTS = (
+    "session.created",
+    "input_audio_buffer.speech_started",
+    "input_audio_buffer.speech_stopped",
 )
 
 

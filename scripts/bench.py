@@ -4,9 +4,14 @@
 Drives the real OpenAI realtime session of a real AgentSession (connected to the loopback
 server) with the raw events of many utterances, through the same session handlers the
 receive loop calls, once on stock upstream (``revert()``) and once patched, alternating
-rounds in one run. Also measures what ``import livekit_ext`` adds on top of importing
-livekit-agents and both plugins. Last line: ``overhead ratio: X.XX`` (target <= 1.10), the
-median over rounds of patched / stock CPU time, the two measured back to back.
+rounds in one run. Also measures the receive loop's own cost per server frame (audio deltas,
+the bulk of the traffic): the websocket read (guarded when patched), the engine module's
+``json.loads`` (the stand-in that takes the guard's parse when patched), the raw-event emit
+and the event construction -- everything upstream does for a frame before its handler, whose
+work is the same either way (left out, so the ratio is the stricter one; target <= 1.05). And
+what ``import livekit_ext`` adds on top of importing livekit-agents and both plugins. Last
+line: ``overhead ratio: X.XX`` (target <= 1.10), the median over rounds of patched / stock
+CPU time for the per-event path, the two measured back to back.
 """
 
 from __future__ import annotations
@@ -21,72 +26,23 @@ import sys
 import time
 from typing import Any
 
+from _drive import dispatcher, forget_history, utterance_events
+
 import livekit_ext
 from livekit_ext.testing import OpenAIRealtimeServer
-from livekit_ext.testing import openai_server as oai
 from livekit_ext.testing.sessions import openai_realtime_session
 
 UTTERANCES = 400
 DELTAS = 5
 ROUNDS = 14
-
-_HANDLERS = {
-    "input_audio_buffer.speech_started": "_handle_input_audio_buffer_speech_started",
-    "input_audio_buffer.speech_stopped": "_handle_input_audio_buffer_speech_stopped",
-    "conversation.item.input_audio_transcription.delta": (
-        "_handle_conversion_item_input_audio_transcription_delta"
-    ),
-    "conversation.item.input_audio_transcription.completed": (
-        "_handle_conversion_item_input_audio_transcription_completed"
-    ),
-}
-
-
-def utterance_events(n: int, tag: str) -> list[dict[str, Any]]:
-    item = f"item_{tag}_{n}"
-    events = [oai.speech_started(item, 100), oai.speech_stopped(item, 900)]
-    events += [oai.transcription_delta(item, f" word{i}") for i in range(DELTAS)]
-    events.append(oai.transcription_completed(item, "word0 word1 word2 word3 word4"))
-    return [{"event_id": f"ev_{i}", **e} for i, e in enumerate(events)]
-
-
-def dispatcher(rt_session: Any) -> tuple[Any, int]:
-    """The receive loop's work for one JSON frame: parse, announce raw, call the handler
-    (an event the release has no handler for, as 1.4's deltas, is only announced); and how
-    many transcripts an utterance then yields."""
-    from openai.types.realtime import RealtimeServerEvent
-    from pydantic import TypeAdapter
-
-    adapter: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
-    models = {kind: type(adapter.validate_python(e)) for kind, e in _sample_events().items()}
-    handlers = {
-        kind: handler
-        for kind, name in _HANDLERS.items()
-        if (handler := getattr(rt_session, name, None)) is not None
-    }
-
-    def dispatch(frame: str) -> None:
-        event = json.loads(frame)
-        rt_session.emit("openai_server_event_received", event)
-        kind = event["type"]
-        if (handler := handlers.get(kind)) is not None:
-            handler(models[kind].model_construct(**event))
-
-    # the speech-stop interim and the final, plus an interim per delta where deltas are handled
-    per_utterance = 2 + (
-        DELTAS if "conversation.item.input_audio_transcription.delta" in handlers else 0
-    )
-    return dispatch, per_utterance
-
-
-def _sample_events() -> dict[str, dict[str, Any]]:
-    return {e["type"]: e for e in utterance_events(0, "sample")}
+AUDIO_FRAMES = 2000
+AUDIO_DELTA_B64 = "A" * 6400  # 4.8 kB of PCM: 100 ms at 24 kHz, as the service sends it
 
 
 def run_round(dispatcher: tuple[Any, int], rec: Any, tag: str, patched: bool) -> float:
     """CPU seconds to dispatch UTTERANCES utterances' raw events (GC paused while timed)."""
     dispatch, per_utterance = dispatcher
-    frames = [json.dumps(e) for n in range(UTTERANCES) for e in utterance_events(n, tag)]
+    frames = [json.dumps(e) for n in range(UTTERANCES) for e in utterance_events(n, tag, DELTAS)]
     rec.transcripts.clear()
     gc.collect()
     gc.disable()
@@ -103,14 +59,65 @@ def run_round(dispatcher: tuple[Any, int], rec: Any, tag: str, patched: bool) ->
     return elapsed
 
 
-def forget_history(session: Any) -> None:
-    """Empty the chat contexts the rounds filled: upstream looks items up by id linearly, so
-    a context growing round after round would make later rounds ever slower and noisier."""
-    session._activity._agent._chat_ctx.items.clear()
-    session.history.items.clear()
+class _ReplayedWebSocket:
+    """Hands out prebuilt frames as ``aiohttp``'s ``ws.receive()`` does, without a socket."""
+
+    def __init__(self, messages: list[Any]) -> None:
+        self._next = iter(messages).__next__
+
+    async def receive(self) -> Any:
+        return self._next()
 
 
-async def measure(rounds: int) -> tuple[list[float], list[float]]:
+async def frame_round(rt_session: Any, patched: bool) -> float:
+    """CPU seconds the receive loop spends on AUDIO_FRAMES audio-delta frames before the handler."""
+    import aiohttp
+    from openai.types.realtime import ResponseAudioDeltaEvent
+
+    from livekit_ext import malformed_frames
+
+    module = sys.modules[type(rt_session).__module__]
+    messages = [
+        aiohttp.WSMessage(
+            aiohttp.WSMsgType.TEXT,
+            json.dumps(
+                {
+                    "type": "response.output_audio.delta",
+                    "event_id": f"ev_{i}",
+                    "response_id": "resp_bench",
+                    "item_id": "item_bench",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": AUDIO_DELTA_B64,
+                }
+            ),
+            None,
+        )
+        for i in range(AUDIO_FRAMES)
+    ]
+    ws: Any = _ReplayedWebSocket(messages)
+    if patched:
+        malformed_frames._guard_frames(ws)  # what the wrapped _create_ws_conn does
+    emit = rt_session.emit
+    gc.collect()
+    gc.disable()
+    try:
+        started = time.process_time()
+        for _ in range(AUDIO_FRAMES):
+            msg = await ws.receive()
+            event = module.json.loads(msg.data)
+            emit("openai_server_event_received", event)
+            if event["type"] == "response.output_audio.delta":
+                ResponseAudioDeltaEvent.construct(**event)
+        elapsed = time.process_time() - started
+    finally:
+        gc.enable()
+    stood_in = getattr(module.json, "__livekit_ext_json__", False)
+    assert stood_in == patched, (stood_in, patched)
+    return elapsed
+
+
+async def measure(rounds: int) -> tuple[list[float], list[float], list[float], list[float]]:
     """Interleaved rounds on two sessions: one started on stock upstream, one patched.
 
     Each round runs the other mode right after (order alternating), so machine drift hits
@@ -118,26 +125,32 @@ async def measure(rounds: int) -> tuple[list[float], list[float]]:
     """
     stock: list[float] = []
     patched: list[float] = []
+    frames_stock: list[float] = []
+    frames_patched: list[float] = []
     async with OpenAIRealtimeServer() as server_a, OpenAIRealtimeServer() as server_b:
         livekit_ext.revert()
         async with openai_realtime_session(server_a) as (session_a, rec_a):
             livekit_ext.apply()
             async with openai_realtime_session(server_b) as (session_b, rec_b):
-                stock_dispatch = dispatcher(session_a._activity._rt_session)
-                patched_dispatch = dispatcher(session_b._activity._rt_session)
+                stock_dispatch = dispatcher(session_a._activity._rt_session, DELTAS)
+                patched_dispatch = dispatcher(session_b._activity._rt_session, DELTAS)
                 for r in range(rounds):
                     for mode in ("stock", "patched") if r % 2 else ("patched", "stock"):
                         if mode == "stock":
                             livekit_ext.revert()
                             stock.append(run_round(stock_dispatch, rec_a, f"s{r}", False))
+                            rt = session_a._activity._rt_session
+                            frames_stock.append(await frame_round(rt, False))
                         else:
                             livekit_ext.apply()
                             patched.append(run_round(patched_dispatch, rec_b, f"p{r}", True))
+                            rt = session_b._activity._rt_session
+                            frames_patched.append(await frame_round(rt, True))
                         await asyncio.sleep(0)  # let the sessions' tasks drain
                     forget_history(session_a)
                     forget_history(session_b)
     livekit_ext.apply()
-    return stock, patched
+    return stock, patched, frames_stock, frames_patched
 
 
 def import_overhead_ms(samples: int = 5) -> float:
@@ -168,7 +181,7 @@ def import_overhead_ms(samples: int = 5) -> float:
 
 
 async def main() -> None:
-    stock, patched = await measure(ROUNDS)
+    stock, patched, frames_stock, frames_patched = await measure(ROUNDS)
     events = UTTERANCES * (DELTAS + 3)
     s, p = statistics.median(stock), statistics.median(patched)
     # each round's two modes ran back to back: their ratio cancels the machine's drift
@@ -177,6 +190,15 @@ async def main() -> None:
     print(f"stock:   {s * 1e6 / events:.1f} us/event (median CPU)")
     print(f"patched: {p * 1e6 / events:.1f} us/event (median CPU)")
     print(f"ratio of the medians: {p / s:.2f}")
+    fs, fp = statistics.median(frames_stock), statistics.median(frames_patched)
+    frame_ratio = statistics.median(
+        pt / st for st, pt in zip(frames_stock, frames_patched, strict=True)
+    )
+    print(
+        f"receive loop per audio-delta frame ({len(AUDIO_DELTA_B64)} B base64), before the "
+        f"handler: stock {fs * 1e6 / AUDIO_FRAMES:.1f} us, patched {fp * 1e6 / AUDIO_FRAMES:.1f} us"
+    )
+    print(f"receive-loop frame ratio: {frame_ratio:.2f} (target <= 1.05)")
     print(f"import livekit_ext on top of livekit-agents + plugins: {import_overhead_ms():.1f} ms")
     print(f"overhead ratio: {paired:.2f}")
 

@@ -104,6 +104,11 @@ class LoopbackServer:
         target = conn or self.connection
         await target.ws.send_str(frame)
 
+    async def send_bytes(self, frame: bytes, *, conn: Connection | None = None) -> None:
+        """Send one binary frame exactly as given."""
+        target = conn or self.connection
+        await target.ws.send_bytes(frame)
+
     async def drop(self) -> None:
         """Close the newest connection from the server side, as a provider outage would."""
         await self.connection.ws.close()

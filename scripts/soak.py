@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Bounded state, measured: one session through many utterances, stock vs patched.
+
+    python scripts/soak.py                     # 100,000 utterances a mode
+    python scripts/soak.py --utterances 20000
+
+Each mode runs in its own child process (so one mode's freed memory never flatters the
+other's RSS), one after the other in this run: a real AgentSession with the real OpenAI
+realtime plugin (connected to the loopback server) is driven with the raw server events of
+every utterance through the session handlers the receive loop calls, no sleeps (the
+approach of ``bench.py``, from ``_drive``). Stock: ``revert()``, a plain listener. Patched:
+the extension applied with ``Utterances`` and ``transcripts()`` attached. Upstream's own
+history (the chat contexts) is emptied every 1,000 utterances in both, as an agent that
+trims its context would. Printed per mode: the peak entry count of every per-session
+structure of livekit_ext (sampled every 1,000 utterances), RSS growth over the drive, and
+utterances per CPU second (wall time too). Targets: <= 1,000 entries, <= 20 MB RSS growth beyond stock,
+throughput >= 0.95x stock. Last line: the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from _drive import dispatcher, forget_history, utterance_events
+
+DELTAS = 2
+SAMPLE_EVERY = 1000
+_SIZED = (dict, list, set, frozenset, tuple)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    import resource
+
+    return pages * resource.getpagesize() / 2**20
+
+
+def _entries(name: str, obj: Any, depth: int = 2) -> Iterator[tuple[str, int]]:
+    """``(path, len)`` of every container held by ``obj`` and by its livekit_ext members."""
+    attrs = getattr(obj, "__dict__", None)
+    if attrs is None and hasattr(obj, "__slots__"):
+        attrs = {s: getattr(obj, s, None) for s in obj.__slots__}
+    for attr, value in (attrs or {}).items():
+        path = f"{name}.{attr}"
+        if isinstance(value, _SIZED) or type(value).__name__ == "deque":
+            yield path, len(value)
+        elif depth and type(value).__module__.startswith("livekit_ext"):
+            yield from _entries(path, value, depth - 1)
+    if isinstance(obj, _SIZED):
+        yield name, len(obj)
+
+
+def structures(session: Any, rt_session: Any, utterances: Any) -> dict[str, int]:
+    """Entry counts of every per-session structure of livekit_ext for this session."""
+    from livekit_ext import parallel_stt, transcript_identity
+
+    found: dict[str, int] = {}
+    registries = {
+        "transcript_identity._realtime_tracks": transcript_identity._realtime_tracks,
+        "transcript_identity._pipeline_tracks": transcript_identity._pipeline_tracks,
+        "parallel_stt._states": parallel_stt._states,
+    }
+    for name, registry in registries.items():
+        found[name] = len(registry)
+    owners: dict[str, Any] = {
+        "RealtimeTrack": transcript_identity._realtime_tracks.get(rt_session),
+        "PipelineTrack": transcript_identity._pipeline_tracks.get(session),
+        "parallel_stt._State": parallel_stt._states.get(session),
+        "Utterances": utterances,
+    }
+    for name, owner in owners.items():
+        if owner is not None:
+            found.update(_entries(name, owner))
+    return found
+
+
+async def drive(mode: str, count: int) -> dict[str, Any]:
+    import livekit_ext
+    from livekit_ext.testing import OpenAIRealtimeServer
+    from livekit_ext.testing.sessions import openai_realtime_session
+
+    patched = mode == "patched"
+    if not patched:
+        livekit_ext.revert()
+    async with (
+        OpenAIRealtimeServer() as server,
+        openai_realtime_session(server) as (session, rec),
+    ):
+        rt_session = session._activity._rt_session
+        dispatch, per_utterance = dispatcher(rt_session, DELTAS)
+        utterances = livekit_ext.Utterances(session) if patched else None
+        log = livekit_ext.transcripts(session) if patched else None
+        finals = 0
+
+        def count_final(ev: Any) -> None:
+            nonlocal finals
+            finals += ev.is_final
+
+        session.on("user_input_transcribed", count_final)
+        peaks: dict[str, int] = {}
+        rss_before = rss_mb()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for n in range(count):
+            for event in utterance_events(n, mode, DELTAS):
+                dispatch(json.dumps(event))
+            if (n + 1) % SAMPLE_EVERY == 0:
+                forget_history(session)
+                rec.transcripts.clear()
+                if patched:
+                    for path, size in structures(session, rt_session, utterances).items():
+                        peaks[path] = max(peaks.get(path, 0), size)
+                await asyncio.sleep(0)  # let the session's tasks drain
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        rss_after = rss_mb()
+        assert finals == count, (finals, count)
+        if patched:
+            assert log is not None and log.latest() is not None
+    livekit_ext.apply()
+    return {
+        "mode": mode,
+        "utterances": count,
+        "events_per_utterance": per_utterance,
+        "seconds": elapsed,
+        "cpu_seconds": cpu,
+        "rss_growth_mb": rss_after - rss_before,
+        "peaks": peaks,
+    }
+
+
+def run_child(mode: str, count: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--utterances", str(count)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--utterances", type=int, default=100_000)
+    parser.add_argument("--child", choices=["stock", "patched"])
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(asyncio.run(drive(args.child, args.utterances))))
+        return 0
+
+    stock = run_child("stock", args.utterances)
+    patched = run_child("patched", args.utterances)
+    for result in (stock, patched):
+        rate = result["utterances"] / result["cpu_seconds"]
+        print(
+            f"{result['mode']:>7}: {result['utterances']} utterances in {result['seconds']:.1f} s "
+            f"wall, {result['cpu_seconds']:.1f} s CPU ({rate:.0f} per CPU second), "
+            f"RSS growth {result['rss_growth_mb']:.1f} MB"
+        )
+    print("peak entries of livekit_ext's per-session structures (patched):")
+    for path, size in sorted(patched["peaks"].items()):
+        print(f"  {path}: {size}")
+    peak = max(patched["peaks"].values(), default=0)
+    extra_rss = patched["rss_growth_mb"] - stock["rss_growth_mb"]
+    # per CPU second: the machine's other load would otherwise decide the ratio
+    speed = stock["cpu_seconds"] / patched["cpu_seconds"]
+    ok = peak <= 1000 and extra_rss <= 20 and speed >= 0.95
+    print(
+        f"soak: peak {peak} entries (<= 1000), RSS +{extra_rss:.1f} MB beyond stock (<= 20), "
+        f"throughput {speed:.2f}x stock (>= 0.95): {'ok' if ok else 'MISSED'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
