@@ -222,7 +222,7 @@ def test_a_plugin_imported_after_livekit_ext_is_patched_on_import() -> None:
         "livekit_ext.revert(); livekit_ext.apply()  # a stale hook must not wrap twice\n"
         "from livekit.plugins import google\n"
         "from livekit.plugins.google.realtime.realtime_api import RealtimeSession\n"
-        "wrapper = vars(RealtimeSession)['_recv_task']\n"
+        "wrapper = vars(RealtimeSession)['_start_new_generation']  # transcript_identity's\n"
         "print(is_wrapper(wrapper) and not is_wrapper(wrapper.__wrapped__))\n"
         "assert 'livekit.plugins.openai' not in sys.modules\n"
         "from livekit.plugins import openai\n"
