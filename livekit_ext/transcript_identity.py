@@ -20,7 +20,14 @@ from typing import Any, Literal, Protocol
 from ._observe import observe_before_listeners
 from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
 from ._timeline import parse_duration
-from ._tracks import PipelineTrack, RealtimeTrack, pipeline_track, realtime_track, session_track
+from ._tracks import (
+    PipelineTrack,
+    RealtimeTrack,
+    SpeechSignal,
+    pipeline_track,
+    realtime_track,
+    session_track,
+)
 
 logger = logging.getLogger("livekit_ext")
 
@@ -234,8 +241,35 @@ def _on_realtime_speech_stopped(
     with hook_errors_logged("reading a realtime speech stop"):
         if (track := _rt_track_of(instance)) is not None:
             origin = Origin(source="realtime", starts=track, item_id=track.last_stopped_item)
+            if track.provider is None:  # no better source: the framework's own event
+                track.signal("stopped", None, time.time())
     with born(origin):
         return wrapped(*args, **kwargs)
+
+
+@when_active(FEATURE)
+def _on_realtime_speech_started(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    """Any realtime plugin's ``input_speech_started``: a speech start, where the session has
+    no provider-specific source (which would know the item id, and know it as early)."""
+    with hook_errors_logged("reading a realtime speech start"):
+        if (track := _rt_track_of(instance)) is not None and track.provider is None:
+            track.signal("started", None, time.time())
+    return wrapped(*args, **kwargs)
+
+
+@when_active(FEATURE)
+async def _on_activity_start(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    """The activity's realtime session now serves this AgentSession: its speech starts and
+    stops go to the session's subscribers (``Utterances``)."""
+    result = await wrapped(*args, **kwargs)
+    with hook_errors_logged("linking a realtime session to its AgentSession"):
+        if (track := _rt_track_of(instance)) is not None:
+            track.signals = session_track(instance._session).speech
+    return result
 
 
 @when_active(FEATURE)
@@ -254,9 +288,32 @@ def _on_vad_start_of_speech(
 ) -> Any:
     with hook_errors_logged("reading a VAD start of speech"):
         started = _vad_start_time(args, kwargs)
-        pipeline_track(instance._session).vad_speech_started(started)
         if (track := _rt_track_of(instance)) is not None:
+            pipeline_track(instance._session).vad_speech_started(started)
             track.vad_speech_started(started)
+        else:  # an STT pipeline: the turn (and its id) begins here
+            item_id = pipeline_track(instance._session).speech_started(started)
+            session_track(instance._session).speech.publish(
+                SpeechSignal(kind="started", item_id=item_id, at=started, origin="stt")
+            )
+    return wrapped(*args, **kwargs)
+
+
+@when_active(FEATURE)
+def _on_end_of_speech(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    """An STT pipeline's end of speech (the STT's END_OF_SPEECH or the local VAD)."""
+    with hook_errors_logged("reading an end of speech"):
+        if _rt_track_of(instance) is None:
+            turn = pipeline_track(instance._session).current_turn
+            if turn is not None:
+                ev = args[0] if args else kwargs.get("ev")
+                silence = getattr(ev, "silence_duration", None)
+                stopped = time.time()
+                if isinstance(silence, (int, float)) and silence > 0:
+                    stopped -= silence
+                session_track(instance._session).speech.publish(
+                    SpeechSignal(kind="stopped", item_id=turn, at=stopped, origin="stt")
+                )
     return wrapped(*args, **kwargs)
 
 
@@ -361,21 +418,33 @@ def _on_openai_event(track: RealtimeTrack, event: Any) -> None:
             logger.warning("livekit_ext: ignoring a non-object realtime server event: %r", event)
             return
         kind = event.get("type")
+        track.provider = "openai"
         if kind == "session.created":
             track.connected()
         elif kind == "input_audio_buffer.speech_started":
             ms = event.get("audio_start_ms")
+            item_id = event.get("item_id") or None
+            arrival = time.time()
             track.provider_speech_started(
-                event.get("item_id") or None,
-                arrival=time.time(),
+                item_id,
+                arrival=arrival,
                 audio_offset=ms / 1000 if isinstance(ms, (int, float)) else None,
+            )
+            track.signal(
+                "started", item_id, track.starts.get(item_id, arrival) if item_id else arrival
             )
         elif kind == "input_audio_buffer.speech_stopped":
             ms = event.get("audio_end_ms")
+            item_id = event.get("item_id") or None
             track.provider_speech_stopped(
-                event.get("item_id") or None,
+                item_id,
                 arrival=time.time(),
                 audio_offset=ms / 1000 if isinstance(ms, (int, float)) else None,
+            )
+            track.signal(
+                "stopped",
+                item_id,
+                track.stops.get(item_id, time.time()) if item_id else time.time(),
             )
 
 
@@ -388,6 +457,7 @@ def _gemini_recv_task(wrapped: Callable[..., Any], instance: Any, args: Any, kwa
     with hook_errors_logged("attaching to a Gemini live connection"):
         connection = args[0] if args else kwargs.get("session")
         track = realtime_track(instance)
+        track.provider = "gemini"  # voiceActivity: better than the plugin's speech events
         track.connected()
         receive = connection.receive
 
@@ -408,6 +478,9 @@ def _on_gemini_message(track: RealtimeTrack, message: Any) -> None:
     kind = str(getattr(activity, "voice_activity_type", "") or "")
     signal = getattr(message, "voice_activity_detection_signal", None)
     signal_kind = str(getattr(signal, "vad_signal_type", "") or "")
+    if activity is not None and kind.endswith("ACTIVITY_END"):
+        _gemini_speech_stopped(track, parse_duration(activity.audio_offset))
+        return
     if activity is not None and kind.endswith("ACTIVITY_START"):
         offset = parse_duration(activity.audio_offset)
     elif signal is not None and signal_kind.endswith("SOS"):
@@ -419,6 +492,19 @@ def _on_gemini_message(track: RealtimeTrack, message: Any) -> None:
     reserved = _new_gemini_input_id()
     track.provider_speech_started(reserved, arrival=time.time(), audio_offset=offset)
     track.reserved_item = reserved
+    track.speaking_item = reserved
+    track.signal("started", reserved, track.starts[reserved])
+
+
+def _gemini_speech_stopped(track: RealtimeTrack, offset: float | None) -> None:
+    """ACTIVITY_END: the utterance whose start was signalled stops (once)."""
+    item_id, track.speaking_item = track.speaking_item, None
+    if item_id is None:
+        return
+    stopped = time.time()
+    if offset is not None and (mapped := track.timeline.wall_time_at(offset)):
+        stopped = min(mapped, stopped)
+    track.signal("stopped", item_id, stopped)
 
 
 @when_active(FEATURE)
@@ -479,6 +565,9 @@ class TranscriptIdentity(Feature):
             AgentActivity, "_on_input_audio_transcription_completed", _on_realtime_transcription
         )
         patcher.wrap(AgentActivity, "_on_input_speech_stopped", _on_realtime_speech_stopped)
+        patcher.wrap(AgentActivity, "_on_input_speech_started", _on_realtime_speech_started)
+        patcher.wrap(AgentActivity, "start", _on_activity_start)
+        patcher.wrap(AgentActivity, "on_end_of_speech", _on_end_of_speech)
         patcher.wrap(AgentActivity, "on_interim_transcript", _on_stt_transcript)
         patcher.wrap(AgentActivity, "on_final_transcript", _on_stt_transcript)
         patcher.wrap(AgentActivity, "on_start_of_speech", _on_vad_start_of_speech)
