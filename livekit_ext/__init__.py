@@ -16,7 +16,7 @@ from .azure import AzureExplicitNulls
 from .identity import Identity, Source, identity
 from .malformed_frames import MalformedFrames
 from .parallel_stt import ParallelSTT, enable_parallel_stt
-from .transcript_identity import TranscriptIdentity
+from .transcript_identity import TranscriptIdentity, gemini_interim_transcripts
 from .transcripts import TranscriptLog, transcripts
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ __all__ = [
     "Utterances",
     "apply",
     "enable_parallel_stt",
+    "gemini_interim_transcripts",
     "identity",
     "revert",
     "status",

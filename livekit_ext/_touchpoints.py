@@ -183,6 +183,26 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         f"{GEMINI}:_ResponseGeneration.input_id",
         optional=True,
     ),
+    _tp(
+        TI,
+        "attr",
+        "opt-in interim transcripts: the session's model, opted in or not",
+        f"{GEMINI}:RealtimeSession._realtime_model",
+        optional=True,
+    ),
+    _tp(
+        TI,
+        "attr",
+        "an interim belongs to the open generation's utterance, not to a finished one",
+        f"{GEMINI}:_ResponseGeneration._done",
+        optional=True,
+    ),
+    _tp(
+        TI,
+        "call",
+        "a Gemini interim input transcription, emitted as the session's own interim",
+        "livekit.agents.llm:InputTranscriptionCompleted",
+    ),
     # -- parallel_stt ------------------------------------------------------------------------
     _tp(
         PS,

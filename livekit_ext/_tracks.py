@@ -101,6 +101,15 @@ class SpeechSignals:
             self._subscribers = [r for r in self._subscribers if r() is not None]
 
 
+class _BoundedText(OrderedDict[str, str]):
+    """Like :class:`_BoundedMap`, for text."""
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key, value)
+        while len(self) > _MAX_TRACKED_ITEMS:
+            self.popitem(last=False)
+
+
 class RealtimeTrack:
     """What one realtime session has told us about user speech, bounded."""
 
@@ -121,6 +130,10 @@ class RealtimeTrack:
         """The item whose speech started last and has not stopped (provider-specific sources)."""
         self.signals: SpeechSignals | None = None
         """The speech signals of the AgentSession this realtime session serves, once known."""
+        self.interims = _BoundedText()
+        """Gemini: the interim text so far per item (opt-in interim transcripts)."""
+        self.interims_closed = _BoundedMap()
+        """Gemini: items whose final text arrived; their later interims are stale."""
 
     def signal(self, kind: Literal["started", "stopped"], item_id: str | None, at: float) -> None:
         """Publish a speech start/stop to the owning session's subscribers (if it has one)."""

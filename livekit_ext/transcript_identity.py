@@ -13,6 +13,7 @@ import contextvars
 import functools
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -465,6 +466,7 @@ def _gemini_recv_task(wrapped: Callable[..., Any], instance: Any, args: Any, kwa
             async for message in receive(*a, **kw):
                 with hook_errors_logged("reading a Gemini server message"):
                     _on_gemini_message(track, message)
+                    _on_gemini_interim(instance, track, message)
                 yield message
 
         connection.receive = observed_receive
@@ -505,6 +507,106 @@ def _gemini_speech_stopped(track: RealtimeTrack, offset: float | None) -> None:
     if offset is not None and (mapped := track.timeline.wall_time_at(offset)):
         stopped = min(mapped, stopped)
     track.signal("stopped", item_id, stopped)
+
+
+# -- Gemini interim input transcription (opt-in) ------------------------------------------
+
+_INTERIM_MODELS: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Gemini RealtimeModels whose interim input transcriptions are forwarded (owned here)."""
+
+
+def gemini_interim_transcripts(model: Any) -> Any:
+    """Opt in: Gemini's ``interimInputTranscription`` (low-latency text while the user speaks)
+    becomes ``user_input_transcribed(is_final=False)`` for sessions of ``model``.
+
+    livekit-plugins-google ignores these messages. Each one is forwarded with the utterance's
+    ``item_id`` and ``speech_started_at`` and ``source="realtime"``, carrying the whole text so
+    far; the final ``inputTranscription`` text supersedes them and the final event at turn end
+    is unchanged. google-genai (checked: 3.6.1) has no ``LiveConnectConfig`` field that asks
+    for interim input transcription (the service sends it where the model supports it;
+    ``RealtimeInputConfig.interim_transcript_timestamp_enabled`` only adds timestamps), so the
+    connect config is left as it is; this is logged once at INFO. Input transcription must be
+    on (the plugin's default). Returns ``model``.
+    """
+    _INTERIM_MODELS.add(model)
+    with hook_errors_logged("reading google-genai's LiveConnectConfig"):
+        from google.genai import types
+
+        fields = [f for f in types.LiveConnectConfig.model_fields if "interim" in f]
+        logger.info(
+            "livekit_ext: Gemini interim input transcriptions are forwarded; google-genai's "
+            "LiveConnectConfig has %s, so nothing is set in the connect config",
+            f"fields {fields} (not set by livekit_ext)" if fields else "no field to request them",
+        )
+    return model
+
+
+def _on_gemini_interim(session: Any, track: RealtimeTrack, message: Any) -> None:
+    """Forward an ``interimInputTranscription`` of an opted-in model, before the plugin sees
+    the message (it ignores it)."""
+    content = getattr(message, "server_content", None)
+    if content is None or not ENGINE.is_active(FEATURE):
+        return
+    if getattr(session, "_realtime_model", None) not in _INTERIM_MODELS:
+        return
+    final = getattr(content, "input_transcription", None)
+    if final is not None and getattr(final, "text", None):
+        # the final text takes over: later interims of this utterance are stale
+        if (item_id := _gemini_utterance_item(session, track)) is not None:
+            track.interims_closed[item_id] = time.time()
+        return
+    interim = getattr(content, "interim_input_transcription", None)
+    text = getattr(interim, "text", None) if interim is not None else None
+    if not text:
+        return
+    item_id = _gemini_utterance_item(session, track)
+    if item_id is None:  # no voiceActivity before: the utterance is named at its first text
+        item_id = _new_gemini_input_id()
+        offset = parse_duration(getattr(interim, "start_offset", None))
+        track.provider_speech_started(item_id, arrival=time.time(), audio_offset=offset)
+        track.reserved_item = item_id
+    if item_id in track.interims_closed:
+        logger.debug("livekit_ext: an interim Gemini transcript after the final text ignored")
+        return
+    before = track.interims.get(item_id, "")
+    merged = merge_interim(before, text)
+    if merged == before:
+        return
+    track.interims[item_id] = merged
+    from livekit.agents import llm
+
+    session.emit(
+        "input_audio_transcription_completed",
+        llm.InputTranscriptionCompleted(item_id=item_id, transcript=merged, is_final=False),
+    )
+
+
+def _gemini_utterance_item(session: Any, track: RealtimeTrack) -> str | None:
+    """The utterance the user is speaking: the id reserved at its speech start (not taken by
+    a generation yet), else the open generation's input id, else None (not named yet)."""
+    if track.reserved_item is not None:
+        return track.reserved_item
+    generation = getattr(session, "_current_generation", None)
+    if generation is not None and not getattr(generation, "_done", True):
+        item_id = getattr(generation, "input_id", None)
+        return item_id if isinstance(item_id, str) else None
+    return None
+
+
+def merge_interim(before: str, text: str) -> str:
+    """The whole text so far, from an interim that is either the whole text or a delta.
+
+    A text that extends what came before is the whole text; one that starts with a space
+    (Gemini's transcription chunks do) is a delta appended to it; anything else is a revised
+    whole text.
+    """
+    if not before:
+        return text.strip()
+    if text.strip().startswith(before):
+        return text.strip()
+    if text[:1].isspace():
+        return (before + text).rstrip()
+    return text.strip()
 
 
 @when_active(FEATURE)

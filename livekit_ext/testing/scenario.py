@@ -16,7 +16,8 @@ A scenario file::
         {"wait": "finals", "count": 2}
       ],
       "expect": {"client_events": ["session.update"]},
-      "utterances": true               # also snapshot livekit_ext.Utterances' events
+      "utterances": true,              # also snapshot livekit_ext.Utterances' events
+      "gemini_interim_transcripts": true   # Gemini: opt in to interim input transcripts
     }
 
 ``at`` is seconds from the scenario start. Every ``send`` event is validated against the
@@ -60,6 +61,8 @@ class Scenario:
     """For ``provider: "stt"``: what the scripted STT says, by seconds of audio consumed."""
     utterances: bool = False
     """Also observe ``Utterances(session)``: the snapshot gains an ``utterances`` list."""
+    gemini_interim_transcripts: bool = False
+    """For ``provider: "gemini"``: opt the model in (``livekit_ext.gemini_interim_transcripts``)."""
     turn_detection: str | None = None
     """For ``provider: "stt"``: the AgentSession's ``turn_detection`` (e.g. ``"stt"``)."""
 
@@ -76,6 +79,7 @@ class Scenario:
             stt_script=data.get("stt_script", []),
             utterances=bool(data.get("utterances", False)),
             turn_detection=data.get("turn_detection"),
+            gemini_interim_transcripts=bool(data.get("gemini_interim_transcripts", False)),
         )
 
 
@@ -201,6 +205,10 @@ async def run_gemini_scenario(scenario: Scenario) -> dict[str, Any]:
     async with GeminiLiveServer() as server:
         mic = PacedAudioInput() if scenario.audio else None
         async with gemini_realtime_session(server, audio=mic) as (session, recorder):
+            if scenario.gemini_interim_transcripts:
+                from .. import gemini_interim_transcripts
+
+                gemini_interim_transcripts(session.llm)
             if scenario.utterances:
                 recorder.watch_utterances(session)
             t0 = time.time()

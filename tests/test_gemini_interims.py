@@ -1,0 +1,62 @@
+"""Gemini interim input transcriptions (opt-in): forwarded only for an opted-in model, through
+the real google plugin over the loopback Gemini server; and how interims are merged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+import livekit_ext
+from livekit_ext.testing import GeminiLiveServer
+from livekit_ext.testing.gemini_server import (
+    input_transcription,
+    interim_input_transcription,
+    turn_complete,
+    voice_activity_start,
+)
+from livekit_ext.testing.sessions import gemini_realtime_session
+from livekit_ext.transcript_identity import merge_interim
+
+pytestmark = pytest.mark.wire
+
+
+def test_interims_merge_whole_texts_deltas_and_revisions() -> None:
+    assert merge_interim("", " what is") == "what is"
+    assert merge_interim("what is", "what is the") == "what is the"  # whole text so far
+    assert merge_interim("what is the", " weather") == "what is the weather"  # a delta
+    assert merge_interim("what is the weather", "what is") == "what is"  # a revision
+    assert merge_interim("what is", "what's the") == "what's the"
+
+
+async def _speak(server: GeminiLiveServer, opt_in: bool) -> list[Any]:
+    async with gemini_realtime_session(server) as (session, rec):
+        if opt_in:
+            livekit_ext.gemini_interim_transcripts(session.llm)
+        await server.send(voice_activity_start())
+        await server.send(interim_input_transcription("hello"))
+        await server.send(interim_input_transcription("hello there"))
+        await server.send(input_transcription("Hello there."), turn_complete())
+        await rec.wait_for_finals(1)
+        await asyncio.sleep(0.05)
+    return [(e.transcript, e.is_final, e.item_id, e.source) for e in rec.transcripts]
+
+
+async def test_interims_are_forwarded_only_for_an_opted_in_model(
+    gemini_live_server: GeminiLiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="livekit_ext"):
+        opted = await _speak(gemini_live_server, opt_in=True)
+    assert "nothing is set in the connect config" in caplog.text  # the switch says so
+    item = opted[0][2]
+    assert item is not None and item.startswith("GI_")
+    assert opted == [
+        ("hello", False, item, "realtime"),
+        ("hello there", False, item, "realtime"),
+        ("Hello there.", False, item, "realtime"),
+        ("Hello there.", True, item, "realtime"),
+    ]
+    stock = await _speak(gemini_live_server, opt_in=False)
+    assert [(t, f) for t, f, _, _ in stock] == [("Hello there.", False), ("Hello there.", True)]
