@@ -18,6 +18,7 @@ from .malformed_frames import MalformedFrames
 from .parallel_stt import ParallelSTT, enable_parallel_stt
 from .transcript_identity import TranscriptIdentity, gemini_interim_transcripts
 from .transcripts import TranscriptLog, transcripts
+from .utterance_segments import UtteranceSegments, utterance_segments
 
 if TYPE_CHECKING:
     from .utterances import Utterance, Utterances
@@ -36,6 +37,7 @@ __all__ = [
     "revert",
     "status",
     "transcripts",
+    "utterance_segments",
 ]
 
 __version__ = "0.1.0"
@@ -55,6 +57,7 @@ ENGINE.register(TranscriptIdentity())
 ENGINE.register(ParallelSTT())
 ENGINE.register(AzureExplicitNulls())
 ENGINE.register(MalformedFrames())
+ENGINE.register(UtteranceSegments())
 
 
 def apply(*features: str) -> dict[str, FeatureStatus]:

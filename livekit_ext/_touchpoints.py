@@ -68,6 +68,8 @@ TI = "transcript_identity"
 PS = "parallel_stt"
 AZ = "azure_explicit_nulls"
 MF = "malformed_frames"
+US = "utterance_segments"
+ROOM_OUTPUT = "livekit.agents.voice.room_io._output"
 
 TOUCHPOINTS: tuple[Touchpoint, ...] = (
     # -- transcript_identity: capture where born, enrich at the funnel ------------------------
@@ -363,6 +365,63 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         "probe: does upstream's flat conversion keep an explicit None",
         *(f"{m}:_oai_session_to_azure" for m in OPENAI_ENGINES),
         optional=True,
+    ),
+    # -- utterance_segments -----------------------------------------------------------------
+    _tp(
+        US,
+        "wrap",
+        "RoomIO's user transcript loop reads each event after its segment id is set",
+        "livekit.agents.voice.room_io.room_io:RoomIO._forward_user_transcript",
+    ),
+    _tp(
+        US,
+        "attr",
+        "RoomIO's user transcription output",
+        "livekit.agents.voice.room_io.room_io:RoomIO._user_tr_output",
+    ),
+    _tp(
+        US,
+        "attr",
+        "the AgentSession a RoomIO serves",
+        "livekit.agents.voice.room_io.room_io:RoomIO._agent_session",
+    ),
+    _tp(
+        US,
+        "attr",
+        "the output's legacy and text-stream sinks",
+        f"{ROOM_OUTPUT}:_ParticipantTranscriptionOutput.__outputs",
+    ),
+    _tp(
+        US,
+        "wrap",
+        "a new text-stream segment keeps the utterance's id",
+        f"{ROOM_OUTPUT}:_ParticipantStreamTranscriptionOutput._reset_state",
+    ),
+    _tp(
+        US,
+        "wrap",
+        "a new legacy segment keeps the utterance's id",
+        f"{ROOM_OUTPUT}:_ParticipantLegacyTranscriptionOutput._reset_state",
+    ),
+    _tp(
+        US,
+        "attr",
+        "the segment id a sink stamps (lk.segment_id)",
+        f"{ROOM_OUTPUT}:_ParticipantStreamTranscriptionOutput._current_id",
+        f"{ROOM_OUTPUT}:_ParticipantLegacyTranscriptionOutput._current_id",
+    ),
+    _tp(
+        US,
+        "call",
+        "the placeholder segment, written by the sink's own writer code",
+        f"{ROOM_OUTPUT}:_ParticipantStreamTranscriptionOutput._create_text_writer",
+    ),
+    _tp(
+        US,
+        "attr",
+        "a final still being published keeps the id it was flushed with",
+        f"{ROOM_OUTPUT}:_ParticipantStreamTranscriptionOutput._flush_atask",
+        f"{ROOM_OUTPUT}:_ParticipantLegacyTranscriptionOutput._flush_task",
     ),
     # -- malformed_frames -------------------------------------------------------------------
     _tp(
