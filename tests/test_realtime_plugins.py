@@ -1,0 +1,188 @@
+"""Live utterances on realtime plugins other than OpenAI and Gemini, each driven over a
+loopback server where the plugin takes a URL. A plugin that is not installed is skipped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+import livekit_ext
+from livekit_ext.identity import identity
+from livekit_ext.testing import openai_server as oai
+from livekit_ext.testing.openai_server import OpenAIRealtimeServer
+from livekit_ext.testing.recorder import SessionRecorder
+from livekit_ext.testing.sessions import running_session
+
+pytestmark = pytest.mark.wire
+
+
+@asynccontextmanager
+async def xai_session(server: OpenAIRealtimeServer) -> AsyncIterator[tuple[Any, SessionRecorder]]:
+    """The real xAI realtime plugin (an OpenAI-engine subclass) pointed at the OpenAI
+    loopback server."""
+    xai = pytest.importorskip("livekit.plugins.xai")
+    from livekit.agents import AgentSession
+
+    model = xai.realtime.RealtimeModel(base_url=server.base_url, api_key="test")
+    session: AgentSession[Any] = AgentSession(llm=model)
+    try:
+        async with running_session(session) as recorder:
+            await server.wait_for_connection(1)
+            await server.wait_for_client_event("session.update")
+            yield session, recorder
+    finally:
+        await model.aclose()
+
+
+async def test_xai_item_id_speech_start_and_utterances(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    """xAI: item id and speech start from input_audio_buffer.speech_started (raw events of
+    the OpenAI engine it subclasses). The plugin emits its "completed" transcript as an
+    interim and finalizes it only when the next speech starts or the model replies, so
+    ``utterance_final`` fires then: the plugin's own moment of finality."""
+    server = openai_realtime_server
+    async with xai_session(server) as (session, rec):
+        utterances = livekit_ext.Utterances(session)
+        calls: list[tuple[str, str, str]] = []
+        for name in (
+            "utterance_started",
+            "utterance_stopped",
+            "utterance_updated",
+            "utterance_final",
+        ):
+            utterances.on(name, lambda u, n=name: calls.append((n, u.item_id, u.transcript)))
+        await server.send(oai.speech_started("item_A", 0))
+        await rec.wait_for(lambda: bool(calls), what="utterance_started")
+        assert calls == [("utterance_started", "item_A", "")]
+        await server.send(oai.speech_stopped("item_A", 900))
+        await server.send(oai.transcription_completed("item_A", "hello"))
+        await rec.wait_for(lambda: any(e.transcript for e in rec.transcripts), what="interim")
+        assert not rec.finals  # xAI holds the final back
+        await server.send(oai.speech_started("item_B", 2000))  # the next utterance flushes it
+        await rec.wait_for_finals(1)
+        await asyncio.sleep(0.05)
+    assert [identity(e).item_id for e in rec.transcripts if e.transcript] == ["item_A", "item_A"]
+    assert all(identity(e).source == "realtime" for e in rec.transcripts)
+    # B's start is signalled from the raw event, before the plugin's handler flushes A
+    assert calls == [
+        ("utterance_started", "item_A", ""),
+        ("utterance_stopped", "item_A", ""),
+        ("utterance_updated", "item_A", "hello"),
+        ("utterance_started", "item_B", ""),
+        ("utterance_final", "item_A", "hello"),
+    ]
+
+
+def _generic_model() -> Any:
+    """A realtime plugin with no provider-specific source: a minimal ``llm.RealtimeModel``
+    whose session the test makes emit the framework's own events, as any plugin does (this
+    stands in for plugins that cannot be reached over a loopback server here, e.g. AWS Nova
+    Sonic, whose speech-stop interim has no item id)."""
+    from livekit.agents import llm
+
+    class Session(llm.RealtimeSession):  # type: ignore[misc]
+        def __init__(self, model: Any) -> None:
+            super().__init__(model)
+            self._ctx = llm.ChatContext.empty()
+            self._tools = llm.ToolContext.empty()
+
+        @property
+        def chat_ctx(self) -> Any:
+            return self._ctx
+
+        @property
+        def tools(self) -> Any:
+            return self._tools
+
+        async def update_instructions(self, instructions: str) -> None: ...
+
+        async def update_chat_ctx(self, chat_ctx: Any) -> None: ...
+
+        async def update_tools(self, tools: Any) -> None: ...
+
+        def update_options(self, **_: Any) -> None: ...
+
+        def push_audio(self, frame: Any) -> None: ...
+
+        def push_video(self, frame: Any) -> None: ...
+
+        def generate_reply(self, **_: Any) -> Any:
+            return asyncio.get_running_loop().create_future()
+
+        def commit_audio(self) -> None: ...
+
+        def clear_audio(self) -> None: ...
+
+        def interrupt(self) -> None: ...
+
+        def truncate(self, **_: Any) -> None: ...
+
+        async def aclose(self) -> None: ...
+
+    class Model(llm.RealtimeModel):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(
+                capabilities=llm.RealtimeCapabilities(
+                    message_truncation=False,
+                    turn_detection=True,
+                    user_transcription=True,
+                    auto_tool_reply_generation=False,
+                    audio_output=False,
+                    manual_function_calls=False,
+                )
+            )
+            self.sessions: list[Any] = []
+
+        def session(self, **_: Any) -> Any:
+            self.sessions.append(Session(self))
+            return self.sessions[-1]
+
+        async def aclose(self) -> None: ...
+
+    return Model()
+
+
+async def test_any_realtime_plugin_speech_events_stop_the_utterance_and_no_id_is_quiet(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The framework's own ``input_speech_started``/``input_speech_stopped`` of any realtime
+    session: no item id at the start, so ``utterance_started`` comes with the first
+    transcript; the stop (whose empty interim has no item id, like Nova Sonic's) stops the
+    utterance, quietly."""
+    import logging
+
+    from livekit.agents import AgentSession, llm
+
+    model = _generic_model()
+    session: AgentSession[Any] = AgentSession(llm=model)
+    with caplog.at_level(logging.WARNING, logger="livekit_ext"):
+        async with running_session(session) as rec:
+            utterances = livekit_ext.Utterances(session)
+            calls: list[tuple[str, str, str]] = []
+            for name in ("utterance_started", "utterance_stopped", "utterance_final"):
+                utterances.on(name, lambda u, n=name: calls.append((n, u.item_id, u.transcript)))
+            rt = model.sessions[-1]
+            rt.emit("input_speech_started", llm.InputSpeechStartedEvent())
+            rt.emit(
+                "input_audio_transcription_completed",
+                llm.InputTranscriptionCompleted(item_id="u1", transcript="hi", is_final=False),
+            )
+            rt.emit(
+                "input_speech_stopped", llm.InputSpeechStoppedEvent(user_transcription_enabled=True)
+            )
+            rt.emit(
+                "input_audio_transcription_completed",
+                llm.InputTranscriptionCompleted(item_id="u1", transcript="hi there", is_final=True),
+            )
+            await rec.wait_for_finals(1)
+    assert calls == [
+        ("utterance_started", "u1", ""),
+        ("utterance_stopped", "u1", "hi"),
+        ("utterance_final", "u1", "hi there"),
+    ]
+    assert "is livekit_ext applied" not in caplog.text
