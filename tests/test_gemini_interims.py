@@ -60,3 +60,37 @@ async def test_interims_are_forwarded_only_for_an_opted_in_model(
     ]
     stock = await _speak(gemini_live_server, opt_in=False)
     assert [(t, f) for t, f, _, _ in stock] == [("Hello there.", False), ("Hello there.", True)]
+
+
+async def test_an_interims_start_offset_is_the_speech_start_when_no_voice_activity_came(
+    gemini_live_server: GeminiLiveServer,
+) -> None:
+    """``Transcription.start_offset`` (audio time) mapped onto the wall clock through the audio
+    the session pushed: far earlier than the interim's arrival."""
+    import time
+
+    from livekit_ext.identity import identity
+    from livekit_ext.testing.audio import PacedAudioInput
+
+    server = gemini_live_server
+    mic = PacedAudioInput(sample_rate=16000)
+    async with gemini_realtime_session(server, audio=mic) as (session, rec):
+        livekit_ext.gemini_interim_transcripts(session.llm)
+        # the plugin writes the message key snake_case (see the scenario runner)
+        await server.wait_until(
+            lambda: (
+                sum("realtime_input" in e or "realtimeInput" in e for e in server.client_events)
+                >= 5
+            )
+        )
+        await asyncio.sleep(0.6)
+        await server.send(interim_input_transcription("hello", start_offset="0.300s"))
+        arrival = time.time()
+        await server.send(input_transcription("Hello."), turn_complete())
+        await rec.wait_for_finals(1)
+    start = identity(rec.finals[0]).speech_started_at
+    expected = mic.wall_time_at(0.3)
+    assert start is not None and expected is not None
+    assert abs(start - expected) < 0.12, (start, expected)
+    assert arrival - start > 0.5
+    assert {identity(e).speech_started_at for e in rec.transcripts} == {start}
