@@ -542,29 +542,32 @@ def gemini_interim_transcripts(model: Any) -> Any:
 
 
 def _on_gemini_interim(session: Any, track: RealtimeTrack, message: Any) -> None:
-    """Forward an ``interimInputTranscription`` of an opted-in model, before the plugin sees
-    the message (it ignores it)."""
+    """Before the plugin sees a message: a final transcription's ``start_offset`` names a new
+    utterance with its speech start (any model); an ``interimInputTranscription`` (which the
+    plugin ignores) is forwarded for an opted-in model."""
     content = getattr(message, "server_content", None)
     if content is None or not ENGINE.is_active(FEATURE):
         return
-    if getattr(session, "_realtime_model", None) not in _INTERIM_MODELS:
-        return
+    opted = getattr(session, "_realtime_model", None) in _INTERIM_MODELS
     final = getattr(content, "input_transcription", None)
     if final is not None and getattr(final, "text", None):
-        # the final text takes over: later interims of this utterance are stale
-        if (item_id := _gemini_utterance_item(session, track)) is not None:
-            track.interims_closed[item_id] = time.time()
+        item_id = _gemini_utterance_item(session, track)
+        if item_id is None and (offset := parse_duration(final.start_offset)) is not None:
+            _name_gemini_utterance(track, offset)  # the generation it opens takes this name
+        elif item_id is not None and opted:
+            track.interims_closed[item_id] = time.time()  # later interims here are stale
+        return
+    if not opted:
         return
     interim = getattr(content, "interim_input_transcription", None)
     text = getattr(interim, "text", None) if interim is not None else None
     if not text:
         return
-    item_id = _gemini_utterance_item(session, track)
-    if item_id is None:  # no voiceActivity before: the utterance is named at its first text
-        item_id = _new_gemini_input_id()
-        offset = parse_duration(getattr(interim, "start_offset", None))
-        track.provider_speech_started(item_id, arrival=time.time(), audio_offset=offset)
-        track.reserved_item = item_id
+    named = _gemini_utterance_item(session, track)
+    # no voiceActivity before: the utterance is named at its first text
+    item_id = named or _name_gemini_utterance(
+        track, parse_duration(getattr(interim, "start_offset", None))
+    )
     if item_id in track.interims_closed:
         logger.debug("livekit_ext: an interim Gemini transcript after the final text ignored")
         return
@@ -579,6 +582,15 @@ def _on_gemini_interim(session: Any, track: RealtimeTrack, message: Any) -> None
         "input_audio_transcription_completed",
         llm.InputTranscriptionCompleted(item_id=item_id, transcript=merged, is_final=False),
     )
+
+
+def _name_gemini_utterance(track: RealtimeTrack, offset: float | None) -> str:
+    """Reserve the id of an utterance first heard of in a transcription (no voiceActivity),
+    starting at ``offset`` into the audio where known, else now."""
+    item_id = _new_gemini_input_id()
+    track.provider_speech_started(item_id, arrival=time.time(), audio_offset=offset)
+    track.reserved_item = item_id
+    return item_id
 
 
 def _gemini_utterance_item(session: Any, track: RealtimeTrack) -> str | None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import pytest
 
 import livekit_ext
+from livekit_ext.identity import identity
 from livekit_ext.testing import GeminiLiveServer
+from livekit_ext.testing.audio import PacedAudioInput
 from livekit_ext.testing.gemini_server import (
     input_transcription,
     interim_input_transcription,
@@ -62,20 +65,16 @@ async def test_interims_are_forwarded_only_for_an_opted_in_model(
     assert [(t, f) for t, f, _, _ in stock] == [("Hello there.", False), ("Hello there.", True)]
 
 
-async def test_an_interims_start_offset_is_the_speech_start_when_no_voice_activity_came(
-    gemini_live_server: GeminiLiveServer,
-) -> None:
-    """``Transcription.start_offset`` (audio time) mapped onto the wall clock through the audio
-    the session pushed: far earlier than the interim's arrival."""
-    import time
-
-    from livekit_ext.identity import identity
-    from livekit_ext.testing.audio import PacedAudioInput
-
-    server = gemini_live_server
+async def _start_heard_0_3s_into_the_audio(
+    server: GeminiLiveServer, *, opt_in: bool, first: dict[str, Any], rest: list[dict[str, Any]]
+) -> Any:
+    """Audio flows for 0.6 s+, then ``first`` (saying speech began 0.3 s into the audio) and
+    ``rest``: every event's speech start is when that audio was captured, not ``first``'s
+    arrival."""
     mic = PacedAudioInput(sample_rate=16000)
     async with gemini_realtime_session(server, audio=mic) as (session, rec):
-        livekit_ext.gemini_interim_transcripts(session.llm)
+        if opt_in:
+            livekit_ext.gemini_interim_transcripts(session.llm)
         # the plugin writes the message key snake_case (see the scenario runner)
         await server.wait_until(
             lambda: (
@@ -84,9 +83,9 @@ async def test_an_interims_start_offset_is_the_speech_start_when_no_voice_activi
             )
         )
         await asyncio.sleep(0.6)
-        await server.send(interim_input_transcription("hello", start_offset="0.300s"))
+        await server.send(first)
         arrival = time.time()
-        await server.send(input_transcription("Hello."), turn_complete())
+        await server.send(*rest)
         await rec.wait_for_finals(1)
     start = identity(rec.finals[0]).speech_started_at
     expected = mic.wall_time_at(0.3)
@@ -94,3 +93,27 @@ async def test_an_interims_start_offset_is_the_speech_start_when_no_voice_activi
     assert abs(start - expected) < 0.12, (start, expected)
     assert arrival - start > 0.5
     assert {identity(e).speech_started_at for e in rec.transcripts} == {start}
+
+
+async def test_an_interims_start_offset_is_the_speech_start_when_no_voice_activity_came(
+    gemini_live_server: GeminiLiveServer,
+) -> None:
+    """``Transcription.start_offset`` (audio time) mapped onto the wall clock through the audio
+    the session pushed: far earlier than the interim's arrival."""
+    await _start_heard_0_3s_into_the_audio(
+        gemini_live_server,
+        opt_in=True,
+        first=interim_input_transcription("hello", start_offset="0.300s"),
+        rest=[input_transcription("Hello."), turn_complete()],
+    )
+
+
+async def test_a_final_transcriptions_start_offset_is_the_speech_start_without_opting_in(
+    gemini_live_server: GeminiLiveServer,
+) -> None:
+    """Any Gemini model: ``inputTranscription.startOffset`` of a new utterance is its start."""
+    message = input_transcription("Hello.")
+    message["serverContent"]["inputTranscription"]["startOffset"] = "0.300s"
+    await _start_heard_0_3s_into_the_audio(
+        gemini_live_server, opt_in=False, first=message, rest=[turn_complete()]
+    )
