@@ -25,9 +25,17 @@ async def xai_session(server: OpenAIRealtimeServer) -> AsyncIterator[tuple[Any, 
     """The real xAI realtime plugin (an OpenAI-engine subclass) pointed at the OpenAI
     loopback server."""
     xai = pytest.importorskip("livekit.plugins.xai")
+    model = xai.realtime.RealtimeModel(base_url=server.base_url, api_key="test")
+    async with _session_on(server, model) as running:
+        yield running
+
+
+@asynccontextmanager
+async def _session_on(
+    server: OpenAIRealtimeServer, model: Any
+) -> AsyncIterator[tuple[Any, SessionRecorder]]:
     from livekit.agents import AgentSession
 
-    model = xai.realtime.RealtimeModel(base_url=server.base_url, api_key="test")
     session: AgentSession[Any] = AgentSession(llm=model)
     try:
         async with running_session(session) as recorder:
@@ -76,6 +84,35 @@ async def test_xai_item_id_speech_start_and_utterances(
         ("utterance_started", "item_B", ""),
         ("utterance_final", "item_A", "hello"),
     ]
+
+
+async def test_livekit_inference_realtime_item_id_and_speech_start(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    """LiveKit Inference realtime (livekit-agents 1.8+: an OpenAI-engine session speaking the
+    OpenAI protocol) over the OpenAI loopback server: placeholder at speech start, final."""
+    inference = pytest.importorskip("livekit.agents.inference.realtime.openai")
+    server = openai_realtime_server
+    model = inference.RealtimeModel(
+        "openai/gpt-realtime", base_url=server.base_url, api_key="key", api_secret="s" * 32
+    )
+    async with _session_on(server, model) as (session, rec):
+        utterances = livekit_ext.Utterances(session)
+        calls: list[tuple[str, str, str]] = []
+        for name in ("utterance_started", "utterance_stopped", "utterance_final"):
+            utterances.on(name, lambda u, n=name: calls.append((n, u.item_id, u.transcript)))
+        await server.send(oai.speech_started("item_A", 0))
+        await rec.wait_for(lambda: bool(calls), what="utterance_started")
+        assert calls == [("utterance_started", "item_A", "")]
+        await server.send(oai.speech_stopped("item_A", 900))
+        await server.send(oai.transcription_completed("item_A", "hello"))
+        await rec.wait_for_finals(1)
+    assert calls == [
+        ("utterance_started", "item_A", ""),
+        ("utterance_stopped", "item_A", ""),
+        ("utterance_final", "item_A", "hello"),
+    ]
+    assert [identity(e).item_id for e in rec.finals] == ["item_A"]
 
 
 def _generic_model() -> Any:
