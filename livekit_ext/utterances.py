@@ -81,6 +81,8 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         self._missing_id_logged = False
         self._closed = False
         self._pending_stop: float | None = None
+        self._unnamed_start = False
+        """A start no source could name came after the newest utterance began."""
         """A stop no source could name (the framework's generic event, before any transcript)."""
         observe_before_listeners(session, "user_input_transcribed", self._on_transcribed)
         self._unsubscribe_speech = self._subscribe_speech(session)
@@ -135,6 +137,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             self._emit("utterance_updated", ident.item_id, item, ev)
 
     def _new_item(self, item_id: str, speech_started_at: float | None) -> _Item:
+        self._unnamed_start = False
         item = self._items[item_id] = _Item(speech_started_at=speech_started_at)
         while len(self._items) > self._max_items:
             self._items.popitem(last=False)
@@ -187,20 +190,21 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             return
         if signal.kind == "started":
             self._pending_stop = None
+            self._unnamed_start = signal.item_id is None
             if signal.item_id is None or signal.item_id in self._items:
                 return  # unnamed: started comes with the first transcript, as without a signal
             item = self._new_item(signal.item_id, signal.at)
             self._emit_signal("utterance_started", signal.item_id, item, source)
             return
         item_id = signal.item_id
-        if item_id is None:  # the newest utterance still speaking, else the next one to come
-            item_id = next(
-                (i for i, it in reversed(self._items.items()) if not it.stopped and not it.final),
-                None,
-            )
-            if item_id is None:
+        if item_id is None:
+            # after an unnamed start: the utterance to come (its transcripts name it); else
+            # the newest utterance not stopped yet (its final may have come first)
+            newest = next((i for i, it in reversed(self._items.items()) if not it.stopped), None)
+            if self._unnamed_start or newest is None:
                 self._pending_stop = signal.at
                 return
+            item_id = newest
         known = self._items.get(item_id)
         if known is None:  # the start was missed (Utterances made mid-speech): both, in order
             known = self._new_item(item_id, None)

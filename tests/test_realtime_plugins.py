@@ -20,6 +20,15 @@ from livekit_ext.testing.sessions import running_session
 pytestmark = pytest.mark.wire
 
 
+def _watch(session: Any) -> list[tuple[str, str, str]]:
+    """Every ``Utterances`` event of ``session``: (name, item id, transcript)."""
+    utterances = livekit_ext.Utterances(session)
+    calls: list[tuple[str, str, str]] = []
+    for name in ("utterance_started", "utterance_updated", "utterance_stopped", "utterance_final"):
+        utterances.on(name, lambda u, n=name: calls.append((n, u.item_id, u.transcript)))
+    return calls  # the session keeps the view alive (it observes the session's emit)
+
+
 @asynccontextmanager
 async def xai_session(server: OpenAIRealtimeServer) -> AsyncIterator[tuple[Any, SessionRecorder]]:
     """The real xAI realtime plugin (an OpenAI-engine subclass) pointed at the OpenAI
@@ -32,15 +41,17 @@ async def xai_session(server: OpenAIRealtimeServer) -> AsyncIterator[tuple[Any, 
 
 @asynccontextmanager
 async def _session_on(
-    server: OpenAIRealtimeServer, model: Any
+    server: Any, model: Any, *, handshake: str | None = "session.update"
 ) -> AsyncIterator[tuple[Any, SessionRecorder]]:
+    """An AgentSession on ``model``, yielded once it connected (and sent ``handshake``)."""
     from livekit.agents import AgentSession
 
     session: AgentSession[Any] = AgentSession(llm=model)
     try:
         async with running_session(session) as recorder:
             await server.wait_for_connection(1)
-            await server.wait_for_client_event("session.update")
+            if handshake is not None:
+                await server.wait_for_client_event(handshake)
             yield session, recorder
     finally:
         await model.aclose()
@@ -55,15 +66,7 @@ async def test_xai_item_id_speech_start_and_utterances(
     ``utterance_final`` fires then: the plugin's own moment of finality."""
     server = openai_realtime_server
     async with xai_session(server) as (session, rec):
-        utterances = livekit_ext.Utterances(session)
-        calls: list[tuple[str, str, str]] = []
-        for name in (
-            "utterance_started",
-            "utterance_stopped",
-            "utterance_updated",
-            "utterance_final",
-        ):
-            utterances.on(name, lambda u, n=name: calls.append((n, u.item_id, u.transcript)))
+        calls = _watch(session)
         await server.send(oai.speech_started("item_A", 0))
         await rec.wait_for(lambda: bool(calls), what="utterance_started")
         assert calls == [("utterance_started", "item_A", "")]
@@ -97,10 +100,7 @@ async def test_livekit_inference_realtime_item_id_and_speech_start(
         "openai/gpt-realtime", base_url=server.base_url, api_key="key", api_secret="s" * 32
     )
     async with _session_on(server, model) as (session, rec):
-        utterances = livekit_ext.Utterances(session)
-        calls: list[tuple[str, str, str]] = []
-        for name in ("utterance_started", "utterance_stopped", "utterance_final"):
-            utterances.on(name, lambda u, n=name: calls.append((n, u.item_id, u.transcript)))
+        calls = _watch(session)
         await server.send(oai.speech_started("item_A", 0))
         await rec.wait_for(lambda: bool(calls), what="utterance_started")
         assert calls == [("utterance_started", "item_A", "")]
@@ -199,10 +199,7 @@ async def test_any_realtime_plugin_speech_events_stop_the_utterance_and_no_id_is
     session: AgentSession[Any] = AgentSession(llm=model)
     with caplog.at_level(logging.WARNING, logger="livekit_ext"):
         async with running_session(session) as rec:
-            utterances = livekit_ext.Utterances(session)
-            calls: list[tuple[str, str, str]] = []
-            for name in ("utterance_started", "utterance_stopped", "utterance_final"):
-                utterances.on(name, lambda u, n=name: calls.append((n, u.item_id, u.transcript)))
+            calls = _watch(session)
             rt = model.sessions[-1]
             rt.emit("input_speech_started", llm.InputSpeechStartedEvent())
             rt.emit(
@@ -219,7 +216,37 @@ async def test_any_realtime_plugin_speech_events_stop_the_utterance_and_no_id_is
             await rec.wait_for_finals(1)
     assert calls == [
         ("utterance_started", "u1", ""),
+        ("utterance_updated", "u1", "hi"),
         ("utterance_stopped", "u1", "hi"),
         ("utterance_final", "u1", "hi there"),
     ]
     assert "is livekit_ext applied" not in caplog.text
+
+
+async def test_ultravox_item_id_source_and_utterances_over_its_call_protocol() -> None:
+    """Ultravox (``POST /calls`` then the call's websocket, as a loopback server): the plugin
+    names a user utterance ``msg_user_<ordinal>`` and emits no speech start of its own before
+    the transcript, so ``utterance_started`` comes with the first transcript; its
+    ``input_speech_stopped`` at state ``speaking`` stops the utterance."""
+    pytest.importorskip("livekit.plugins.ultravox")
+    import aiohttp
+
+    from livekit_ext.testing.ultravox_server import UltravoxServer, state, user_transcript
+
+    async with UltravoxServer() as server, aiohttp.ClientSession() as http:
+        model = server.realtime_model(http_session=http)
+        async with _session_on(server, model, handshake=None) as (session, rec):
+            calls = _watch(session)
+            await server.send(user_transcript(1, "book a", final=False))
+            await server.send(user_transcript(1, "book a table", final=True))
+            await rec.wait_for_finals(1)
+            await server.send(state("thinking"), state("speaking"))
+            await rec.wait_for(lambda: len(calls) >= 4, what="utterance_stopped")
+    assert {identity(e).item_id for e in rec.transcripts} == {"msg_user_1"}
+    assert {identity(e).source for e in rec.transcripts} == {"realtime"}
+    assert calls == [
+        ("utterance_started", "msg_user_1", ""),
+        ("utterance_updated", "msg_user_1", "book a"),
+        ("utterance_final", "msg_user_1", "book a table"),
+        ("utterance_stopped", "msg_user_1", "book a table"),
+    ]
