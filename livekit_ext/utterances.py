@@ -81,9 +81,9 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         self._missing_id_logged = False
         self._closed = False
         self._pending_stop: float | None = None
+        """A stop no source could name, held for the utterance to come (see below)."""
         self._unnamed_start = False
         """A start no source could name came after the newest utterance began."""
-        """A stop no source could name (the framework's generic event, before any transcript)."""
         observe_before_listeners(session, "user_input_transcribed", self._on_transcribed)
         self._unsubscribe_speech = self._subscribe_speech(session)
 
