@@ -250,3 +250,42 @@ async def test_ultravox_item_id_source_and_utterances_over_its_call_protocol() -
         ("utterance_final", "msg_user_1", "book a table"),
         ("utterance_stopped", "msg_user_1", "book a table"),
     ]
+
+
+async def test_phonic_recorded_messages_through_the_plugins_own_handlers(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Phonic's SDK takes no URL, so no loopback server: the connection task is replaced by
+    one that connects nowhere, and recorded messages (user_started_speaking,
+    user_finished_speaking, input_text) go through the plugin's own handlers, as its receive
+    loop dispatches them. The plugin names the utterance only with its single final
+    (``PI_...``) and marks the speech stop as transcribed (an empty interim without id)."""
+    import logging
+
+    phonic = pytest.importorskip("livekit.plugins.phonic")
+    from livekit.agents import AgentSession
+    from phonic.types import InputTextPayload
+
+    async def connects_nowhere(self: Any) -> None:
+        await self._session_should_close.wait()
+
+    monkeypatch.setattr(phonic.realtime.RealtimeSession, "_main_task", connects_nowhere)
+    model = phonic.realtime.RealtimeModel(api_key="test")
+    session: AgentSession[Any] = AgentSession(llm=model)
+    with caplog.at_level(logging.WARNING, logger="livekit_ext"):
+        async with running_session(session) as rec:
+            calls = _watch(session)
+            rt = session._activity._rt_session  # type: ignore[union-attr]
+            rt._handle_input_speech_started()  # "user_started_speaking"
+            rt._handle_input_speech_stopped()  # "user_finished_speaking"
+            rt._handle_input_text(InputTextPayload(language="en", text="call me later"))
+            await rec.wait_for_finals(1)
+    item = identity(rec.finals[0]).item_id
+    assert item is not None and item.startswith("PI_")
+    assert identity(rec.finals[0]).source == "realtime"
+    assert calls == [
+        ("utterance_started", item, ""),
+        ("utterance_stopped", item, ""),
+        ("utterance_final", item, "call me later"),
+    ]
+    assert "is livekit_ext applied" not in caplog.text
