@@ -115,6 +115,32 @@ async def test_livekit_inference_realtime_item_id_and_speech_start(
     assert [identity(e).item_id for e in rec.finals] == ["item_A"]
 
 
+async def test_azure_openai_speech_start_through_the_azure_path(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    """Azure OpenAI (``with_azure``, the GA v1 path of the loopback server): the same engine,
+    so the same placeholder at ``speech_started`` and final."""
+    openai = pytest.importorskip("livekit.plugins.openai")
+    server = openai_realtime_server
+    model = openai.realtime.RealtimeModel.with_azure(
+        azure_deployment="gpt-realtime", azure_endpoint=server.azure_endpoint, api_key="test"
+    )
+    async with _session_on(server, model) as (session, rec):
+        calls = _watch(session)
+        await server.send(oai.speech_started("item_A", 0))
+        await rec.wait_for(lambda: bool(calls), what="utterance_started")
+        assert calls == [("utterance_started", "item_A", "")]
+        await server.send(oai.speech_stopped("item_A", 900))
+        await server.send(oai.transcription_completed("item_A", "hello"))
+        await rec.wait_for_finals(1)
+    assert server.connections[0].path == "/openai/v1/realtime"
+    assert [c for c in calls if c[0] != "utterance_updated"] == [
+        ("utterance_started", "item_A", ""),
+        ("utterance_stopped", "item_A", ""),
+        ("utterance_final", "item_A", "hello"),
+    ]
+
+
 def _generic_model() -> Any:
     """A realtime plugin with no provider-specific source: a minimal ``llm.RealtimeModel``
     whose session the test makes emit the framework's own events, as any plugin does (this
