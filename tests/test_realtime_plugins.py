@@ -57,6 +57,30 @@ async def _session_on(
         await model.aclose()
 
 
+async def _speak_item_a(server: OpenAIRealtimeServer, rec: Any, calls: list[Any]) -> None:
+    """``speech_started`` (the placeholder must be out before anything else is sent), then
+    ``speech_stopped`` and the completed transcript "hello"."""
+    await server.send(oai.speech_started("item_A", 0))
+    await rec.wait_for(lambda: bool(calls), what="utterance_started")
+    assert calls == [("utterance_started", "item_A", "")]
+    await server.send(oai.speech_stopped("item_A", 900))
+    await server.send(oai.transcription_completed("item_A", "hello"))
+
+
+async def _one_openai_protocol_utterance(server: OpenAIRealtimeServer, model: Any) -> None:
+    """One utterance over the OpenAI protocol: started, stopped and final, all ``item_A``."""
+    async with _session_on(server, model) as (session, rec):
+        calls = _watch(session)
+        await _speak_item_a(server, rec, calls)
+        await rec.wait_for_finals(1)
+    assert [c for c in calls if c[0] != "utterance_updated"] == [
+        ("utterance_started", "item_A", ""),
+        ("utterance_stopped", "item_A", ""),
+        ("utterance_final", "item_A", "hello"),
+    ]
+    assert [identity(e).item_id for e in rec.finals] == ["item_A"]
+
+
 async def test_xai_item_id_speech_start_and_utterances(
     openai_realtime_server: OpenAIRealtimeServer,
 ) -> None:
@@ -67,11 +91,7 @@ async def test_xai_item_id_speech_start_and_utterances(
     server = openai_realtime_server
     async with xai_session(server) as (session, rec):
         calls = _watch(session)
-        await server.send(oai.speech_started("item_A", 0))
-        await rec.wait_for(lambda: bool(calls), what="utterance_started")
-        assert calls == [("utterance_started", "item_A", "")]
-        await server.send(oai.speech_stopped("item_A", 900))
-        await server.send(oai.transcription_completed("item_A", "hello"))
+        await _speak_item_a(server, rec, calls)
         await rec.wait_for(lambda: any(e.transcript for e in rec.transcripts), what="interim")
         assert not rec.finals  # xAI holds the final back
         await server.send(oai.speech_started("item_B", 2000))  # the next utterance flushes it
@@ -99,20 +119,7 @@ async def test_livekit_inference_realtime_item_id_and_speech_start(
     model = inference.RealtimeModel(
         "openai/gpt-realtime", base_url=server.base_url, api_key="key", api_secret="s" * 32
     )
-    async with _session_on(server, model) as (session, rec):
-        calls = _watch(session)
-        await server.send(oai.speech_started("item_A", 0))
-        await rec.wait_for(lambda: bool(calls), what="utterance_started")
-        assert calls == [("utterance_started", "item_A", "")]
-        await server.send(oai.speech_stopped("item_A", 900))
-        await server.send(oai.transcription_completed("item_A", "hello"))
-        await rec.wait_for_finals(1)
-    assert calls == [
-        ("utterance_started", "item_A", ""),
-        ("utterance_stopped", "item_A", ""),
-        ("utterance_final", "item_A", "hello"),
-    ]
-    assert [identity(e).item_id for e in rec.finals] == ["item_A"]
+    await _one_openai_protocol_utterance(server, model)
 
 
 async def test_azure_openai_speech_start_through_the_azure_path(
@@ -125,20 +132,8 @@ async def test_azure_openai_speech_start_through_the_azure_path(
     model = openai.realtime.RealtimeModel.with_azure(
         azure_deployment="gpt-realtime", azure_endpoint=server.azure_endpoint, api_key="test"
     )
-    async with _session_on(server, model) as (session, rec):
-        calls = _watch(session)
-        await server.send(oai.speech_started("item_A", 0))
-        await rec.wait_for(lambda: bool(calls), what="utterance_started")
-        assert calls == [("utterance_started", "item_A", "")]
-        await server.send(oai.speech_stopped("item_A", 900))
-        await server.send(oai.transcription_completed("item_A", "hello"))
-        await rec.wait_for_finals(1)
+    await _one_openai_protocol_utterance(server, model)
     assert server.connections[0].path == "/openai/v1/realtime"
-    assert [c for c in calls if c[0] != "utterance_updated"] == [
-        ("utterance_started", "item_A", ""),
-        ("utterance_stopped", "item_A", ""),
-        ("utterance_final", "item_A", "hello"),
-    ]
 
 
 def _generic_model() -> Any:
