@@ -17,8 +17,9 @@ from .gemini_reconnects import GeminiReconnects
 from .identity import Identity, Source, identity
 from .malformed_frames import MalformedFrames
 from .parallel_stt import ParallelSTT, enable_parallel_stt
-from .transcript_identity import TranscriptIdentity
+from .transcript_identity import TranscriptIdentity, gemini_interim_transcripts
 from .transcripts import TranscriptLog, transcripts
+from .utterance_segments import UtteranceSegments, utterance_segments
 
 if TYPE_CHECKING:
     from .utterances import Utterance, Utterances
@@ -32,10 +33,12 @@ __all__ = [
     "Utterances",
     "apply",
     "enable_parallel_stt",
+    "gemini_interim_transcripts",
     "identity",
     "revert",
     "status",
     "transcripts",
+    "utterance_segments",
 ]
 
 __version__ = "0.1.0"
@@ -56,6 +59,7 @@ ENGINE.register(ParallelSTT())
 ENGINE.register(AzureExplicitNulls())
 ENGINE.register(MalformedFrames())
 ENGINE.register(GeminiReconnects())
+ENGINE.register(UtteranceSegments())
 
 
 def apply(*features: str) -> dict[str, FeatureStatus]:

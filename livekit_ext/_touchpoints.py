@@ -68,6 +68,8 @@ TI = "transcript_identity"
 PS = "parallel_stt"
 AZ = "azure_explicit_nulls"
 MF = "malformed_frames"
+US = "utterance_segments"
+ROOM_OUTPUT = "livekit.agents.voice.room_io._output"
 
 TOUCHPOINTS: tuple[Touchpoint, ...] = (
     # -- transcript_identity: capture where born, enrich at the funnel ------------------------
@@ -105,6 +107,19 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         "the empty interim at speech stop: its item",
         f"{ACTIVITY}._on_input_speech_stopped",
     ),
+    _tp(
+        TI,
+        "wrap",
+        "any realtime plugin's speech start (where no provider-specific source is better)",
+        f"{ACTIVITY}._on_input_speech_started",
+    ),
+    _tp(
+        TI,
+        "wrap",
+        "an activity's realtime session serves its AgentSession: speech signals go there",
+        f"{ACTIVITY}.start",
+    ),
+    _tp(TI, "wrap", "an STT pipeline's end of speech", f"{ACTIVITY}.on_end_of_speech"),
     _tp(TI, "wrap", "an STT pipeline interim", f"{ACTIVITY}.on_interim_transcript"),
     _tp(TI, "wrap", "an STT pipeline final", f"{ACTIVITY}.on_final_transcript"),
     _tp(TI, "wrap", "the local VAD's start of speech", f"{ACTIVITY}.on_start_of_speech"),
@@ -169,6 +184,26 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         "the client-made id of a Gemini generation: the utterance's item id",
         f"{GEMINI}:_ResponseGeneration.input_id",
         optional=True,
+    ),
+    _tp(
+        TI,
+        "attr",
+        "opt-in interim transcripts: the session's model, opted in or not",
+        f"{GEMINI}:RealtimeSession._realtime_model",
+        optional=True,
+    ),
+    _tp(
+        TI,
+        "attr",
+        "an interim belongs to the open generation's utterance, not to a finished one",
+        f"{GEMINI}:_ResponseGeneration._done",
+        optional=True,
+    ),
+    _tp(
+        TI,
+        "call",
+        "a Gemini interim input transcription, emitted as the session's own interim",
+        "livekit.agents.llm:InputTranscriptionCompleted",
     ),
     # -- parallel_stt ------------------------------------------------------------------------
     _tp(
@@ -330,6 +365,63 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         "probe: does upstream's flat conversion keep an explicit None",
         *(f"{m}:_oai_session_to_azure" for m in OPENAI_ENGINES),
         optional=True,
+    ),
+    # -- utterance_segments -----------------------------------------------------------------
+    _tp(
+        US,
+        "wrap",
+        "RoomIO's user transcript loop reads each event after its segment id is set",
+        "livekit.agents.voice.room_io.room_io:RoomIO._forward_user_transcript",
+    ),
+    _tp(
+        US,
+        "attr",
+        "RoomIO's user transcription output",
+        "livekit.agents.voice.room_io.room_io:RoomIO._user_tr_output",
+    ),
+    _tp(
+        US,
+        "attr",
+        "the AgentSession a RoomIO serves",
+        "livekit.agents.voice.room_io.room_io:RoomIO._agent_session",
+    ),
+    _tp(
+        US,
+        "attr",
+        "the output's legacy and text-stream sinks",
+        f"{ROOM_OUTPUT}:_ParticipantTranscriptionOutput.__outputs",
+    ),
+    _tp(
+        US,
+        "wrap",
+        "a new text-stream segment keeps the utterance's id",
+        f"{ROOM_OUTPUT}:_ParticipantStreamTranscriptionOutput._reset_state",
+    ),
+    _tp(
+        US,
+        "wrap",
+        "a new legacy segment keeps the utterance's id",
+        f"{ROOM_OUTPUT}:_ParticipantLegacyTranscriptionOutput._reset_state",
+    ),
+    _tp(
+        US,
+        "attr",
+        "the segment id a sink stamps (lk.segment_id)",
+        f"{ROOM_OUTPUT}:_ParticipantStreamTranscriptionOutput._current_id",
+        f"{ROOM_OUTPUT}:_ParticipantLegacyTranscriptionOutput._current_id",
+    ),
+    _tp(
+        US,
+        "call",
+        "the placeholder segment, written by the sink's own writer code",
+        f"{ROOM_OUTPUT}:_ParticipantStreamTranscriptionOutput._create_text_writer",
+    ),
+    _tp(
+        US,
+        "attr",
+        "a final still being published keeps the id it was flushed with",
+        f"{ROOM_OUTPUT}:_ParticipantStreamTranscriptionOutput._flush_atask",
+        f"{ROOM_OUTPUT}:_ParticipantLegacyTranscriptionOutput._flush_task",
     ),
     # -- malformed_frames -------------------------------------------------------------------
     _tp(

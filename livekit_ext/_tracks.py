@@ -5,7 +5,8 @@ Every feature reads and writes the same tracks instead of keeping its own global
 - ``realtime_track(rt_session)``: what one realtime session said about user speech (speech
   starts and stops per item, the pushed-audio timeline that maps provider offsets to wall time);
 - ``session_track(agent_session)``: the STT pipeline's turns, the transcript log a function tool
-  reads, and whether the session was started with the extension in effect.
+  reads, whether the session was started with the extension in effect, and ``speech``: the
+  session's speech starts and stops as they happen, for subscribers such as ``Utterances``.
 
 All state is bounded and dies with its session (weak keys).
 """
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from weakref import WeakKeyDictionary
 
 from ._timeline import AudioTimeline
@@ -41,6 +44,72 @@ class _BoundedMap(OrderedDict[str, float]):
             self.popitem(last=False)
 
 
+@dataclass(frozen=True)
+class SpeechSignal:
+    """The user started or stopped speaking in one session, as soon as something said so."""
+
+    kind: Literal["started", "stopped"]
+    item_id: str | None
+    """The id the utterance's transcripts carry; None where the source does not know it yet."""
+    at: float
+    """Wall-clock time of the start or stop (the best known, like ``speech_started_at``)."""
+    origin: str
+    """What said so: ``"openai"``, ``"gemini"``, ``"realtime"`` (the framework's realtime
+    session events), ``"stt"`` (an STT pipeline's START/END_OF_SPEECH or local VAD)."""
+
+
+SpeechSubscriber = Callable[[SpeechSignal], None]
+
+
+class SpeechSignals:
+    """Publishes one session's speech starts and stops to its subscribers.
+
+    Subscribers are held weakly (a bound method through ``WeakMethod``): a subscriber such as
+    ``Utterances`` holds its session, and this publisher lives in a map weakly keyed by that
+    session, so a strong reference here would keep the session alive for ever.
+    """
+
+    def __init__(self) -> None:
+        self._subscribers: list[Callable[[], SpeechSubscriber | None]] = []
+
+    def subscribe(self, subscriber: SpeechSubscriber) -> Callable[[], None]:
+        """Call ``subscriber`` with each signal from now on; returns the unsubscribe."""
+        ref: Callable[[], SpeechSubscriber | None]
+        if hasattr(subscriber, "__self__") and hasattr(subscriber, "__func__"):
+            ref = weakref.WeakMethod(subscriber)  # type: ignore[arg-type]
+        else:
+            ref = weakref.ref(subscriber)
+        self._subscribers.append(ref)
+
+        def unsubscribe() -> None:
+            self._subscribers = [r for r in self._subscribers if r is not ref]
+
+        return unsubscribe
+
+    def publish(self, signal: SpeechSignal) -> None:
+        alive = False
+        for ref in tuple(self._subscribers):
+            subscriber = ref()
+            if subscriber is None:
+                continue
+            alive = True
+            try:
+                subscriber(signal)
+            except Exception:
+                logger.exception("livekit_ext: a speech %s subscriber failed", signal.kind)
+        if not alive and self._subscribers:
+            self._subscribers = [r for r in self._subscribers if r() is not None]
+
+
+class _BoundedText(OrderedDict[str, str]):
+    """Like :class:`_BoundedMap`, for text."""
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key, value)
+        while len(self) > _MAX_TRACKED_ITEMS:
+            self.popitem(last=False)
+
+
 class RealtimeTrack:
     """What one realtime session has told us about user speech, bounded."""
 
@@ -54,6 +123,24 @@ class RealtimeTrack:
         self._pending_vad_start: float | None = None
         self.reserved_item: str | None = None
         """An item id chosen at the provider's speech start, for the item it will create."""
+        self.provider: str | None = None
+        """A provider-specific speech source seen on this session (``"openai"``, ``"gemini"``):
+        it is better than the framework's generic speech events, which are then not used."""
+        self.speaking_item: str | None = None
+        """The item whose speech started last and has not stopped (provider-specific sources)."""
+        self.signals: SpeechSignals | None = None
+        """The speech signals of the AgentSession this realtime session serves, once known."""
+        self.interims = _BoundedText()
+        """Gemini: the interim text so far per item (opt-in interim transcripts)."""
+        self.interims_closed = _BoundedMap()
+        """Gemini: items whose final text arrived; their later interims are stale."""
+
+    def signal(self, kind: Literal["started", "stopped"], item_id: str | None, at: float) -> None:
+        """Publish a speech start/stop to the owning session's subscribers (if it has one)."""
+        if self.signals is not None:
+            self.signals.publish(
+                SpeechSignal(kind=kind, item_id=item_id, at=at, origin=self.provider or "realtime")
+            )
 
     def take_reserved_item(self) -> str | None:
         """The reserved id, once, unless its speech start has gone stale."""
@@ -129,6 +216,25 @@ class PipelineTrack:
         self.starts = _BoundedMap()
         self.current_turn: str | None = None
         self._pending_vad_start: float | None = None
+        self._turn_heard = False
+        """The current turn has had a transcript (a turn opened at a start of speech has not)."""
+
+    def speech_started(self, started: float) -> str:
+        """Speech began (the STT's START_OF_SPEECH or the local VAD): the turn's id, now.
+
+        A turn opened here that gets no transcript (noise) is taken over by the next start of
+        speech, with the later start, exactly as a pending start is today.
+        """
+        if self.current_turn is None:
+            self.current_turn = new_item_id()
+            self._turn_heard = False
+            self._pending_vad_start = None
+            self.starts[self.current_turn] = started
+        elif not self._turn_heard:
+            self.starts[self.current_turn] = started
+        else:
+            self.starts.setdefault(self.current_turn, started)
+        return self.current_turn
 
     def vad_speech_started(self, started: float) -> None:
         if self.current_turn is None:
@@ -142,6 +248,7 @@ class PipelineTrack:
             if self._pending_vad_start is not None:
                 self.starts[self.current_turn] = self._pending_vad_start
                 self._pending_vad_start = None
+        self._turn_heard = True
         return self.current_turn
 
     def end_turn(self) -> str | None:
@@ -163,6 +270,8 @@ class SessionTrack:
     started_patched: bool = False
     """``session.start()`` ran while transcript identity was in effect."""
     warned_unpatched: bool = False
+    speech: SpeechSignals = field(default_factory=SpeechSignals)
+    """The session's speech starts and stops, published as they happen."""
 
 
 _realtime_tracks: WeakKeyDictionary[Any, RealtimeTrack] = WeakKeyDictionary()

@@ -13,6 +13,7 @@ import contextvars
 import functools
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -20,7 +21,14 @@ from typing import Any, Literal, Protocol
 from ._observe import observe_before_listeners
 from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
 from ._timeline import parse_duration
-from ._tracks import PipelineTrack, RealtimeTrack, pipeline_track, realtime_track, session_track
+from ._tracks import (
+    PipelineTrack,
+    RealtimeTrack,
+    SpeechSignal,
+    pipeline_track,
+    realtime_track,
+    session_track,
+)
 
 logger = logging.getLogger("livekit_ext")
 
@@ -234,8 +242,35 @@ def _on_realtime_speech_stopped(
     with hook_errors_logged("reading a realtime speech stop"):
         if (track := _rt_track_of(instance)) is not None:
             origin = Origin(source="realtime", starts=track, item_id=track.last_stopped_item)
+            if track.provider is None:  # no better source: the framework's own event
+                track.signal("stopped", None, time.time())
     with born(origin):
         return wrapped(*args, **kwargs)
+
+
+@when_active(FEATURE)
+def _on_realtime_speech_started(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    """Any realtime plugin's ``input_speech_started``: a speech start, where the session has
+    no provider-specific source (which would know the item id, and know it as early)."""
+    with hook_errors_logged("reading a realtime speech start"):
+        if (track := _rt_track_of(instance)) is not None and track.provider is None:
+            track.signal("started", None, time.time())
+    return wrapped(*args, **kwargs)
+
+
+@when_active(FEATURE)
+async def _on_activity_start(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    """The activity's realtime session now serves this AgentSession: its speech starts and
+    stops go to the session's subscribers (``Utterances``)."""
+    result = await wrapped(*args, **kwargs)
+    with hook_errors_logged("linking a realtime session to its AgentSession"):
+        if (track := _rt_track_of(instance)) is not None:
+            track.signals = session_track(instance._session).speech
+    return result
 
 
 @when_active(FEATURE)
@@ -254,9 +289,32 @@ def _on_vad_start_of_speech(
 ) -> Any:
     with hook_errors_logged("reading a VAD start of speech"):
         started = _vad_start_time(args, kwargs)
-        pipeline_track(instance._session).vad_speech_started(started)
         if (track := _rt_track_of(instance)) is not None:
+            pipeline_track(instance._session).vad_speech_started(started)
             track.vad_speech_started(started)
+        else:  # an STT pipeline: the turn (and its id) begins here
+            item_id = pipeline_track(instance._session).speech_started(started)
+            session_track(instance._session).speech.publish(
+                SpeechSignal(kind="started", item_id=item_id, at=started, origin="stt")
+            )
+    return wrapped(*args, **kwargs)
+
+
+@when_active(FEATURE)
+def _on_end_of_speech(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    """An STT pipeline's end of speech (the STT's END_OF_SPEECH or the local VAD)."""
+    with hook_errors_logged("reading an end of speech"):
+        if _rt_track_of(instance) is None:
+            turn = pipeline_track(instance._session).current_turn
+            if turn is not None:
+                ev = args[0] if args else kwargs.get("ev")
+                silence = getattr(ev, "silence_duration", None)
+                stopped = time.time()
+                if isinstance(silence, (int, float)) and silence > 0:
+                    stopped -= silence
+                session_track(instance._session).speech.publish(
+                    SpeechSignal(kind="stopped", item_id=turn, at=stopped, origin="stt")
+                )
     return wrapped(*args, **kwargs)
 
 
@@ -365,21 +423,33 @@ def _on_openai_event(track: RealtimeTrack, event: Any) -> None:
             logger.warning("livekit_ext: ignoring a non-object realtime server event: %r", event)
             return
         kind = event.get("type")
+        track.provider = "openai"
         if kind == "session.created":
             track.connected()
         elif kind == "input_audio_buffer.speech_started":
             ms = event.get("audio_start_ms")
+            item_id = event.get("item_id") or None
+            arrival = time.time()
             track.provider_speech_started(
-                event.get("item_id") or None,
-                arrival=time.time(),
+                item_id,
+                arrival=arrival,
                 audio_offset=ms / 1000 if isinstance(ms, (int, float)) else None,
+            )
+            track.signal(
+                "started", item_id, track.starts.get(item_id, arrival) if item_id else arrival
             )
         elif kind == "input_audio_buffer.speech_stopped":
             ms = event.get("audio_end_ms")
+            item_id = event.get("item_id") or None
             track.provider_speech_stopped(
-                event.get("item_id") or None,
+                item_id,
                 arrival=time.time(),
                 audio_offset=ms / 1000 if isinstance(ms, (int, float)) else None,
+            )
+            track.signal(
+                "stopped",
+                item_id,
+                track.stops.get(item_id, time.time()) if item_id else time.time(),
             )
 
 
@@ -392,6 +462,7 @@ def _gemini_recv_task(wrapped: Callable[..., Any], instance: Any, args: Any, kwa
     with hook_errors_logged("attaching to a Gemini live connection"):
         connection = args[0] if args else kwargs.get("session")
         track = realtime_track(instance)
+        track.provider = "gemini"  # voiceActivity: better than the plugin's speech events
         track.connected()
         receive = connection.receive
 
@@ -399,6 +470,7 @@ def _gemini_recv_task(wrapped: Callable[..., Any], instance: Any, args: Any, kwa
             async for message in receive(*a, **kw):
                 with hook_errors_logged("reading a Gemini server message"):
                     _on_gemini_message(track, message)
+                    _on_gemini_interim(instance, track, message)
                 yield message
 
         connection.receive = observed_receive
@@ -412,6 +484,9 @@ def _on_gemini_message(track: RealtimeTrack, message: Any) -> None:
     kind = str(getattr(activity, "voice_activity_type", "") or "")
     signal = getattr(message, "voice_activity_detection_signal", None)
     signal_kind = str(getattr(signal, "vad_signal_type", "") or "")
+    if activity is not None and kind.endswith("ACTIVITY_END"):
+        _gemini_speech_stopped(track, parse_duration(activity.audio_offset))
+        return
     if activity is not None and kind.endswith("ACTIVITY_START"):
         offset = parse_duration(activity.audio_offset)
     elif signal is not None and signal_kind.endswith("SOS"):
@@ -423,6 +498,131 @@ def _on_gemini_message(track: RealtimeTrack, message: Any) -> None:
     reserved = _new_gemini_input_id()
     track.provider_speech_started(reserved, arrival=time.time(), audio_offset=offset)
     track.reserved_item = reserved
+    track.speaking_item = reserved
+    track.signal("started", reserved, track.starts[reserved])
+
+
+def _gemini_speech_stopped(track: RealtimeTrack, offset: float | None) -> None:
+    """ACTIVITY_END: the utterance whose start was signalled stops (once)."""
+    item_id, track.speaking_item = track.speaking_item, None
+    if item_id is None:
+        return
+    stopped = time.time()
+    if offset is not None and (mapped := track.timeline.wall_time_at(offset)):
+        stopped = min(mapped, stopped)
+    track.signal("stopped", item_id, stopped)
+
+
+# -- Gemini interim input transcription (opt-in) ------------------------------------------
+
+_INTERIM_MODELS: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Gemini RealtimeModels whose interim input transcriptions are forwarded (owned here)."""
+
+
+def gemini_interim_transcripts(model: Any) -> Any:
+    """Opt in: Gemini's ``interimInputTranscription`` (low-latency text while the user speaks)
+    becomes ``user_input_transcribed(is_final=False)`` for sessions of ``model``.
+
+    livekit-plugins-google ignores these messages. Each one is forwarded with the utterance's
+    ``item_id`` and ``speech_started_at`` and ``source="realtime"``, carrying the whole text so
+    far; the final ``inputTranscription`` text supersedes them and the final event at turn end
+    is unchanged. google-genai (checked: 3.6.1) has no ``LiveConnectConfig`` field that asks
+    for interim input transcription (the service sends it where the model supports it;
+    ``RealtimeInputConfig.interim_transcript_timestamp_enabled`` only adds timestamps), so the
+    connect config is left as it is; this is logged once at INFO. Input transcription must be
+    on (the plugin's default). Returns ``model``.
+    """
+    _INTERIM_MODELS.add(model)
+    with hook_errors_logged("reading google-genai's LiveConnectConfig"):
+        from google.genai import types
+
+        fields = [f for f in types.LiveConnectConfig.model_fields if "interim" in f]
+        logger.info(
+            "livekit_ext: Gemini interim input transcriptions are forwarded; google-genai's "
+            "LiveConnectConfig has %s, so nothing is set in the connect config",
+            f"fields {fields} (not set by livekit_ext)" if fields else "no field to request them",
+        )
+    return model
+
+
+def _on_gemini_interim(session: Any, track: RealtimeTrack, message: Any) -> None:
+    """Before the plugin sees a message: a final transcription's ``start_offset`` names a new
+    utterance with its speech start (any model); an ``interimInputTranscription`` (which the
+    plugin ignores) is forwarded for an opted-in model."""
+    content = getattr(message, "server_content", None)
+    if content is None or not ENGINE.is_active(FEATURE):
+        return
+    opted = getattr(session, "_realtime_model", None) in _INTERIM_MODELS
+    final = getattr(content, "input_transcription", None)
+    if final is not None and getattr(final, "text", None):
+        item_id = _gemini_utterance_item(session, track)
+        if item_id is None and (offset := parse_duration(final.start_offset)) is not None:
+            _name_gemini_utterance(track, offset)  # the generation it opens takes this name
+        elif item_id is not None and opted:
+            track.interims_closed[item_id] = time.time()  # later interims here are stale
+        return
+    if not opted:
+        return
+    interim = getattr(content, "interim_input_transcription", None)
+    text = getattr(interim, "text", None) if interim is not None else None
+    if not text:
+        return
+    named = _gemini_utterance_item(session, track)
+    # no voiceActivity before: the utterance is named at its first text
+    item_id = named or _name_gemini_utterance(
+        track, parse_duration(getattr(interim, "start_offset", None))
+    )
+    if item_id in track.interims_closed:
+        logger.debug("livekit_ext: an interim Gemini transcript after the final text ignored")
+        return
+    before = track.interims.get(item_id, "")
+    merged = merge_interim(before, text)
+    if merged == before:
+        return
+    track.interims[item_id] = merged
+    from livekit.agents import llm
+
+    session.emit(
+        "input_audio_transcription_completed",
+        llm.InputTranscriptionCompleted(item_id=item_id, transcript=merged, is_final=False),
+    )
+
+
+def _name_gemini_utterance(track: RealtimeTrack, offset: float | None) -> str:
+    """Reserve the id of an utterance first heard of in a transcription (no voiceActivity),
+    starting at ``offset`` into the audio where known, else now."""
+    item_id = _new_gemini_input_id()
+    track.provider_speech_started(item_id, arrival=time.time(), audio_offset=offset)
+    track.reserved_item = item_id
+    return item_id
+
+
+def _gemini_utterance_item(session: Any, track: RealtimeTrack) -> str | None:
+    """The utterance the user is speaking: the id reserved at its speech start (not taken by
+    a generation yet), else the open generation's input id, else None (not named yet)."""
+    if track.reserved_item is not None:
+        return track.reserved_item
+    generation = getattr(session, "_current_generation", None)
+    if generation is not None and not getattr(generation, "_done", True):
+        item_id = getattr(generation, "input_id", None)
+        return item_id if isinstance(item_id, str) else None
+    return None
+
+
+def merge_interim(before: str, text: str) -> str:
+    """The whole text so far, from an interim that is either the whole text or a delta.
+
+    A text that extends what came before is the whole text; one that starts with a space
+    (Gemini's transcription chunks do) is a delta appended to it; anything else is a revised
+    whole text.
+    """
+    if not before:
+        return text.strip()
+    if text.strip().startswith(before):
+        return text.strip()
+    if text[:1].isspace():
+        return (before + text).rstrip()
+    return text.strip()
 
 
 @when_active(FEATURE)
@@ -483,6 +683,9 @@ class TranscriptIdentity(Feature):
             AgentActivity, "_on_input_audio_transcription_completed", _on_realtime_transcription
         )
         patcher.wrap(AgentActivity, "_on_input_speech_stopped", _on_realtime_speech_stopped)
+        patcher.wrap(AgentActivity, "_on_input_speech_started", _on_realtime_speech_started)
+        patcher.wrap(AgentActivity, "start", _on_activity_start)
+        patcher.wrap(AgentActivity, "on_end_of_speech", _on_end_of_speech)
         patcher.wrap(AgentActivity, "on_interim_transcript", _on_stt_transcript)
         patcher.wrap(AgentActivity, "on_final_transcript", _on_stt_transcript)
         patcher.wrap(AgentActivity, "on_start_of_speech", _on_vad_start_of_speech)

@@ -1,8 +1,15 @@
-"""``Utterances(session)``: one started / updated / final per user utterance, for dedup handlers.
+"""``Utterances(session)``: one started / updated / stopped / final per user utterance, for
+dedup handlers.
 
 Providers repeat themselves (a second ``...transcription.completed``), send deltas after the
 final, and emit an empty interim when speech stops; a handler that must act once per
 utterance listens here instead of to ``user_input_transcribed``.
+
+``utterance_started`` fires at the provider's speech-start signal where there is one (OpenAI /
+Azure / xAI ``input_audio_buffer.speech_started``, Gemini ``voiceActivity`` ACTIVITY_START, an
+STT pipeline's START_OF_SPEECH or local VAD), with the item id the transcripts will carry and
+an empty transcript; else with the first transcript. ``utterance_stopped`` fires once when
+speech stops.
 """
 
 from __future__ import annotations
@@ -13,19 +20,24 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, get_args, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, overload
 
 from livekit import rtc
 
 from ._observe import observe_before_listeners
 from .identity import Source, identity
 
+if TYPE_CHECKING:
+    from ._tracks import SpeechSignal
+
 logger = logging.getLogger("livekit_ext")
 
-UtteranceEventName = Literal["utterance_started", "utterance_updated", "utterance_final"]
+UtteranceEventName = Literal[
+    "utterance_started", "utterance_updated", "utterance_stopped", "utterance_final"
+]
 EVENT_NAMES: tuple[str, ...] = get_args(UtteranceEventName)
-_Callback = TypeVar("_Callback", bound=Callable[..., Any])
 """The events ``Utterances`` emits: the one list ``on`` / ``once`` check names against."""
+_Callback = TypeVar("_Callback", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -38,13 +50,19 @@ class Utterance:
     source: Source | None
     final: bool
     event: Any
-    """The ``UserInputTranscribedEvent`` that caused this callback."""
+    """The ``UserInputTranscribedEvent`` that caused this callback; None when a speech start
+    or stop signal caused it (the transcript is then what was known at that time)."""
+    speech_stopped_at: float | None = None
+    """Wall-clock time at which the user stopped speaking, once known."""
 
 
 @dataclass
 class _Item:
     transcript: str = ""
     final: bool = False
+    speech_started_at: float | None = None
+    speech_stopped_at: float | None = None
+    stopped: bool = False
 
 
 class Utterances(rtc.EventEmitter[UtteranceEventName]):
@@ -61,7 +79,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
     """
 
     def __init__(
-        self, session: Any, *, source: Source | None = None, max_items: int = 1024
+        self, session: Any, *, source: Source | None = None, max_items: int = 1000
     ) -> None:
         super().__init__()
         if max_items < 1:
@@ -74,7 +92,12 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._async_listeners: dict[tuple[str, Callable[..., Any]], Callable[..., None]] = {}
+        self._pending_stop: float | None = None
+        """A stop no source could name, held for the utterance to come (see below)."""
+        self._unnamed_start = False
+        """A start no source could name came after the newest utterance began."""
         observe_before_listeners(session, "user_input_transcribed", self._on_transcribed)
+        self._unsubscribe_speech = self._subscribe_speech(session)
 
     # -- listeners ------------------------------------------------------------------------
 
@@ -183,6 +206,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
     def close(self) -> None:
         """Stop observing the session. Async callbacks already running go on to the end."""
         self._closed = True
+        self._unsubscribe_speech()
 
     async def aclose(self) -> None:
         """Stop observing the session and wait for the async callbacks still running.
@@ -213,6 +237,10 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         if self._source is not None and ident.source != self._source:
             return
         if ident.item_id is None:
+            if not ev.transcript and not ev.is_final:
+                # a speech-stop interim with no id (e.g. AWS Nova Sonic): nothing to dedup
+                logger.debug("livekit_ext.Utterances: an empty interim without item_id skipped")
+                return
             if not self._missing_id_logged:
                 self._missing_id_logged = True
                 logger.warning(
@@ -222,10 +250,10 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             return
         item = self._items.get(ident.item_id)
         if item is None:
-            item = self._items[ident.item_id] = _Item()
-            while len(self._items) > self._max_items:
-                self._items.popitem(last=False)
+            item = self._new_item(ident.item_id, ident.speech_started_at)
             self._emit("utterance_started", ident.item_id, item, ev)
+            if self._pending_stop is not None:  # the stop no source could name was this one's
+                self._stop(ident.item_id, item, self._pending_stop)
         if item.final:
             logger.debug(
                 "livekit_ext.Utterances: %s after the final of %s ignored",
@@ -240,19 +268,92 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             item.transcript = ev.transcript
             self._emit("utterance_updated", ident.item_id, item, ev)
 
+    def _new_item(self, item_id: str, speech_started_at: float | None) -> _Item:
+        self._unnamed_start = False
+        item = self._items[item_id] = _Item(speech_started_at=speech_started_at)
+        while len(self._items) > self._max_items:
+            self._items.popitem(last=False)
+        return item
+
     def _emit(self, name: UtteranceEventName, item_id: str, item: _Item, ev: Any) -> None:
         ident = identity(ev)
+        self._fire(name, item_id, item, ident.speech_started_at, ident.source, ev)
+
+    def _fire(
+        self,
+        name: UtteranceEventName,
+        item_id: str,
+        item: _Item,
+        speech_started_at: float | None,
+        source: Source | None,
+        ev: Any,
+    ) -> None:
         self.emit(
             name,
             Utterance(
                 item_id=item_id,
-                speech_started_at=ident.speech_started_at,
+                speech_started_at=speech_started_at,
                 transcript=item.transcript,
-                source=ident.source,
+                source=source,
                 final=item.final,
                 event=ev,
+                speech_stopped_at=item.speech_stopped_at,
             ),
         )
+
+    # -- speech start / stop signals (the per-session tracks publish them) -----------------
+
+    def _subscribe_speech(self, session: Any) -> Callable[[], None]:
+        from ._tracks import session_track
+
+        return session_track(session).speech.subscribe(self._on_speech_signal)
+
+    def _on_speech_signal(self, signal: SpeechSignal) -> None:
+        if self._closed:
+            return
+        try:
+            self._handle_speech_signal(signal)
+        except Exception:
+            logger.exception("livekit_ext.Utterances: failed to handle a speech %s", signal.kind)
+
+    def _handle_speech_signal(self, signal: SpeechSignal) -> None:
+        source: Source = "stt" if signal.origin == "stt" else "realtime"
+        if self._source is not None and source != self._source:
+            return
+        if signal.kind == "started":
+            self._pending_stop = None
+            self._unnamed_start = signal.item_id is None
+            if signal.item_id is None or signal.item_id in self._items:
+                return  # unnamed: started comes with the first transcript, as without a signal
+            item = self._new_item(signal.item_id, signal.at)
+            self._emit_signal("utterance_started", signal.item_id, item, source)
+            return
+        item_id = signal.item_id
+        if item_id is None:
+            # after an unnamed start: the utterance to come (its transcripts name it); else
+            # the newest utterance not stopped yet (its final may have come first)
+            newest = next((i for i, it in reversed(self._items.items()) if not it.stopped), None)
+            if self._unnamed_start or newest is None:
+                self._pending_stop = signal.at
+                return
+            item_id = newest
+        known = self._items.get(item_id)
+        if known is None:  # the start was missed (Utterances made mid-speech): both, in order
+            known = self._new_item(item_id, None)
+            self._emit_signal("utterance_started", item_id, known, source)
+        self._stop(item_id, known, signal.at, source)
+
+    def _stop(self, item_id: str, item: _Item, at: float, source: Source | None = None) -> None:
+        self._pending_stop = None
+        if item.stopped:
+            return
+        item.stopped, item.speech_stopped_at = True, at
+        self._emit_signal("utterance_stopped", item_id, item, source)
+
+    def _emit_signal(
+        self, name: UtteranceEventName, item_id: str, item: _Item, source: Source | None
+    ) -> None:
+        self._fire(name, item_id, item, item.speech_started_at, source, None)
 
 
 def _check_event_name(event: str) -> None:

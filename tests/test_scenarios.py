@@ -38,6 +38,8 @@ def comparable(observed: dict[str, Any]) -> dict[str, Any]:
     session.update of its own (later releases do not); such tool_choice-only updates are
     left out of the snapshot.
 
+    ``Utterances`` fires ``utterance_updated`` per delta, so those are left out for OpenAI too.
+
     The OpenAI plugin before 1.8 commits the assistant's message to the chat context only
     once its audio was played out, which a session with no room never does; 1.8 commits it
     when the response is done. Assistant items are therefore left out for OpenAI scenarios.
@@ -56,6 +58,11 @@ def comparable(observed: dict[str, Any]) -> dict[str, Any]:
         if i["role"] != "assistant" or observed.get("provider") == "gemini"
     ]
     result = {**observed, "user_input_transcribed": events, "conversation_items": items}
+    if "utterances" in observed and observed.get("provider") == "openai":
+        # the same 1.4.6 difference, seen through Utterances: no utterance_updated per delta
+        result["utterances"] = [
+            u for u in observed["utterances"] if u["event"] != "utterance_updated"
+        ]
     if "session_updates" in observed:
         result["session_updates"] = [
             body for body in observed["session_updates"] if set(body) - {"type"} != {"tool_choice"}

@@ -63,6 +63,7 @@ class LoopbackServer:
 
     async def start(self) -> None:
         app = web.Application()
+        self.add_routes(app)
         app.router.add_route("GET", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -81,6 +82,9 @@ class LoopbackServer:
             self._runner = None
 
     # -- what subclasses implement -------------------------------------------------------
+
+    def add_routes(self, app: web.Application) -> None:
+        """HTTP routes a provider needs besides the websocket (matched before it)."""
 
     async def on_connect(self, conn: Connection) -> None:
         """Called once a client connected, before its first event is read."""

@@ -192,6 +192,14 @@ def input_transcription(text: str) -> dict[str, Any]:
     return {"serverContent": {"inputTranscription": {"text": text}}}
 
 
+def interim_input_transcription(text: str, start_offset: str | None = None) -> dict[str, Any]:
+    """Low-latency text while the user speaks (the plugin ignores it unless opted in)."""
+    body: dict[str, Any] = {"text": text}
+    if start_offset is not None:
+        body["startOffset"] = start_offset
+    return {"serverContent": {"interimInputTranscription": body}}
+
+
 def output_transcription(text: str) -> dict[str, Any]:
     return {"serverContent": {"outputTranscription": {"text": text}}}
 

@@ -22,6 +22,20 @@ class SessionRecorder:
         session.on("conversation_item_added", lambda ev: self.items.append(ev.item))
         session.on("error", lambda ev: self.errors.append(ev))
 
+    def watch_utterances(self, session: Any) -> None:
+        """Also record ``livekit_ext.Utterances(session)``: ``(event name, Utterance)``."""
+        from ..utterances import Utterances
+
+        self.utterance_view = Utterances(session)
+        self.utterances: list[tuple[str, Any]] = []
+        for name in (
+            "utterance_started",
+            "utterance_updated",
+            "utterance_stopped",
+            "utterance_final",
+        ):
+            self.utterance_view.on(name, lambda u, n=name: self.utterances.append((n, u)))
+
     @property
     def finals(self) -> list[Any]:
         return [e for e in self.transcripts if e.is_final]

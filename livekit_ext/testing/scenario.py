@@ -15,7 +15,9 @@ A scenario file::
         {"wait": "connection", "count": 2},                # block until the client is back
         {"wait": "finals", "count": 2}
       ],
-      "expect": {"client_events": ["session.update"]}
+      "expect": {"client_events": ["session.update"]},
+      "utterances": true,              # also snapshot livekit_ext.Utterances' events
+      "gemini_interim_transcripts": true   # Gemini: opt in to interim input transcripts
     }
 
 ``at`` is seconds from the scenario start. Every ``send`` event is validated against the
@@ -57,6 +59,12 @@ class Scenario:
     expect: dict[str, Any] = field(default_factory=dict)
     stt_script: list[dict[str, Any]] = field(default_factory=list)
     """For ``provider: "stt"``: what the scripted STT says, by seconds of audio consumed."""
+    utterances: bool = False
+    """Also observe ``Utterances(session)``: the snapshot gains an ``utterances`` list."""
+    gemini_interim_transcripts: bool = False
+    """For ``provider: "gemini"``: opt the model in (``livekit_ext.gemini_interim_transcripts``)."""
+    turn_detection: str | None = None
+    """For ``provider: "stt"``: the AgentSession's ``turn_detection`` (e.g. ``"stt"``)."""
 
     @classmethod
     def load(cls, path: Path) -> Scenario:
@@ -69,6 +77,9 @@ class Scenario:
             audio=bool(data.get("audio", False)),
             expect=data.get("expect", {}),
             stt_script=data.get("stt_script", []),
+            utterances=bool(data.get("utterances", False)),
+            turn_detection=data.get("turn_detection"),
+            gemini_interim_transcripts=bool(data.get("gemini_interim_transcripts", False)),
         )
 
 
@@ -167,7 +178,9 @@ async def run_openai_scenario(scenario: Scenario) -> dict[str, Any]:
     """Replay ``scenario`` against the real OpenAI plugin; the normalised observation."""
     async with OpenAIRealtimeServer() as server:
         mic = PacedAudioInput() if scenario.audio else None
-        async with openai_realtime_session(server, audio=mic) as (_, recorder):
+        async with openai_realtime_session(server, audio=mic) as (session, recorder):
+            if scenario.utterances:
+                recorder.watch_utterances(session)
             t0 = time.time()
             timeline = await play_steps(scenario, server, recorder, t0)
         observed = normalise(
@@ -191,7 +204,13 @@ async def run_gemini_scenario(scenario: Scenario) -> dict[str, Any]:
 
     async with GeminiLiveServer() as server:
         mic = PacedAudioInput() if scenario.audio else None
-        async with gemini_realtime_session(server, audio=mic) as (_, recorder):
+        async with gemini_realtime_session(server, audio=mic) as (session, recorder):
+            if scenario.gemini_interim_transcripts:
+                from .. import gemini_interim_transcripts
+
+                gemini_interim_transcripts(session.llm)
+            if scenario.utterances:
+                recorder.watch_utterances(session)
             t0 = time.time()
             timeline = await play_steps(scenario, server, recorder, t0)
         observed = normalise(recorder, t0, timeline, audio_clock=scenario.audio)
@@ -217,9 +236,14 @@ async def run_stt_scenario(scenario: Scenario) -> dict[str, Any]:
         Say(at=float(s["at"]), kind=s["kind"], text=s.get("text", ""), delay=s.get("delay", 0.0))
         for s in scenario.stt_script
     ]
-    session: AgentSession[Any] = AgentSession(stt=ScriptedSTT(script), llm=ScriptedLLM())
+    extra: dict[str, Any] = {}
+    if scenario.turn_detection is not None:
+        extra["turn_detection"] = scenario.turn_detection
+    session: AgentSession[Any] = AgentSession(stt=ScriptedSTT(script), llm=ScriptedLLM(), **extra)
     mic = PacedAudioInput()
     async with running_session(session, audio=mic) as recorder:
+        if scenario.utterances:
+            recorder.watch_utterances(session)
         await play_steps(scenario, None, recorder, time.time())
     # audio time is the scenario's clock: offset 0 is the first frame the session took
     t0 = mic.started_at or 0.0
@@ -297,6 +321,19 @@ def normalise(
     ]
     items = [_item_view(i, item) for i in recorder.items if getattr(i, "type", None) in _ITEMS]
     result: dict[str, Any] = {"user_input_transcribed": transcripts, "conversation_items": items}
+    if hasattr(recorder, "utterances"):
+        result["utterances"] = [
+            {
+                "event": name,
+                "item_id": item(u.item_id),
+                "transcript": u.transcript,
+                "final": u.final,
+                "speech_started_at": offset(u.speech_started_at),
+                "speech_stopped_at": offset(u.speech_stopped_at),
+                "source": u.source,
+            }
+            for name, u in recorder.utterances
+        ]
     if session_updates is not None:
         result["session_updates"] = session_updates
     return result

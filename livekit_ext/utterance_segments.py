@@ -1,0 +1,168 @@
+"""Frontend segments keyed by utterance (opt-in): RoomIO publishes a user utterance's
+transcripts with ``lk.segment_id`` equal to its ``item_id``.
+
+Upstream's user transcription output names each segment ``SG_...`` afresh after every final,
+unrelated to the utterance, so a frontend (components-js groups by ``lk.segment_id``) cannot
+match a bubble to the utterance, and a late transcript of utterance A that arrives after B
+started lands in B's segment. With ``utterance_segments(session)`` RoomIO's own output code
+still writes every text stream; only the segment id it stamps is the utterance's. With
+``placeholder=True`` an empty non-final segment goes out at the utterance's speech start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
+from ._tracks import SpeechSignal, session_track
+from .transcript_identity import FEATURE as TRANSCRIPT_IDENTITY
+
+logger = logging.getLogger("livekit_ext")
+
+FEATURE = "utterance_segments"
+_OUTPUTS = "_ParticipantTranscriptionOutput__outputs"  # RoomIO's legacy + text-stream sinks
+
+
+class _Opted:
+    """One session's opt-in: whether to send a placeholder, and the speech subscription."""
+
+    def __init__(self, placeholder: bool) -> None:
+        self.placeholder = placeholder
+        self.unsubscribe: Callable[[], None] | None = None
+        self.room_ios: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.on_speech: Callable[[SpeechSignal], None] | None = None
+
+
+_SESSIONS: weakref.WeakKeyDictionary[Any, _Opted] = weakref.WeakKeyDictionary()
+_PINNED: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+"""Sink (one of RoomIO's user transcription outputs) -> the segment id it must stamp."""
+_ROOM_IOS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+"""Every RoomIO whose user transcripts run through :func:`_keyed`."""
+
+
+def utterance_segments(session: Any, *, placeholder: bool = False) -> None:
+    """Make RoomIO publish ``session``'s user transcripts with ``lk.segment_id`` = the
+    utterance's ``item_id`` (interims and final of one utterance in one segment; a late
+    transcript in its own utterance's segment). ``placeholder=True`` also publishes an empty,
+    non-final segment at the utterance's speech start. Call before or after ``session.start``."""
+    opted = _SESSIONS.get(session)
+    if opted is None:
+        opted = _SESSIONS[session] = _Opted(placeholder)
+        opted.unsubscribe = session_track(session).speech.subscribe(_placeholder_for(opted))
+        opted.room_ios.update(r for r in list(_ROOM_IOS) if r._agent_session is session)
+    opted.placeholder = placeholder
+
+
+def _placeholder_for(opted: _Opted) -> Callable[[SpeechSignal], None]:
+    def on_speech(signal: SpeechSignal) -> None:
+        if not opted.placeholder or signal.kind != "started" or signal.item_id is None:
+            return
+        if not ENGINE.is_active(FEATURE):
+            return
+        for room_io in list(opted.room_ios):
+            output = getattr(room_io, "_user_tr_output", None)
+            if output is not None:
+                asyncio.get_running_loop().create_task(_send_placeholder(output, signal.item_id))
+
+    opted.on_speech = on_speech  # held here: the session's publisher holds subscribers weakly
+    return on_speech
+
+
+def _sinks(output: Any) -> list[Any]:
+    return list(vars(output).get(_OUTPUTS) or [])
+
+
+async def _send_placeholder(output: Any, item_id: str) -> None:
+    """An empty non-final segment named ``item_id``, written by the sink's own writer code."""
+    with hook_errors_logged("publishing a placeholder segment"):
+        for sink in _sinks(output):
+            if not hasattr(sink, "_create_text_writer"):
+                continue  # the legacy transcription API has no empty segment to show
+            if getattr(sink, "_participant_identity", None) is None:
+                continue
+            await _settled(sink)
+            writing = sink._current_id if getattr(sink, "_capturing", False) else None
+            sink._current_id = item_id
+            try:
+                if sink._room.isconnected():
+                    writer = await sink._create_text_writer()
+                    await writer.write("")
+                    await writer.aclose()
+            finally:
+                if writing is not None:  # another utterance's segment is open: it stays open
+                    sink._current_id = writing
+                else:
+                    _PINNED[sink] = item_id
+
+
+async def _settled(sink: Any) -> None:
+    """Let a final the sink is still publishing go out under the id it was flushed with."""
+    own = vars(sink)  # the stream sink's task is _flush_atask (its _flush_task is a method)
+    task = own.get("_flush_atask") or own.get("_flush_task")
+    if isinstance(task, asyncio.Task) and not task.done():
+        await asyncio.shield(task)
+
+
+def _retarget(sink: Any, item_id: str) -> None:
+    _PINNED[sink] = item_id
+    sink._current_id = item_id
+
+
+async def _keyed(room_io: Any, event_ch: Any) -> AsyncIterator[Any]:
+    """RoomIO's channel of user transcripts; for an opted-in session each is handed on once
+    the sinks stamp its utterance's id."""
+    async for ev in event_ch:
+        with hook_errors_logged("naming a user transcription segment"):
+            item_id = getattr(ev, "item_id", None)
+            output = getattr(room_io, "_user_tr_output", None)
+            opted = _SESSIONS.get(getattr(room_io, "_agent_session", None))
+            if opted is not None and item_id and output is not None and ENGINE.is_active(FEATURE):
+                for sink in _sinks(output):
+                    await _settled(sink)
+                    _retarget(sink, item_id)
+        yield ev
+
+
+@when_active(FEATURE)
+def _forward_user_transcript(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    """Every RoomIO's user transcript loop reads through :func:`_keyed` (which does nothing
+    for a session that did not opt in), so opting in after ``session.start`` works too."""
+    with hook_errors_logged("reading RoomIO's user transcripts"):
+        if (opted := _SESSIONS.get(getattr(instance, "_agent_session", None))) is not None:
+            opted.room_ios.add(instance)
+        _ROOM_IOS[instance] = True
+        event_ch = args[0] if args else kwargs.pop("event_ch")
+        return wrapped(_keyed(instance, event_ch), *args[1:], **kwargs)
+    return wrapped(*args, **kwargs)
+
+
+@when_active(FEATURE)
+def _reset_state(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    """A new segment keeps the utterance's id (upstream makes a fresh ``SG_...``)."""
+    result = wrapped(*args, **kwargs)
+    if (pinned := _PINNED.get(instance)) is not None:
+        instance._current_id = pinned
+    return result
+
+
+class UtteranceSegments(Feature):
+    name = FEATURE
+    description = "RoomIO user transcription segments keyed by the utterance's item_id (opt-in)"
+    requires = (TRANSCRIPT_IDENTITY,)
+
+    def probe(self) -> Probe:
+        return Probe("patchable", "utterance_segments(session) keys RoomIO's user segments")
+
+    def install(self, patcher: Patcher) -> None:
+        from livekit.agents.voice.room_io import _output
+        from livekit.agents.voice.room_io.room_io import RoomIO
+
+        patcher.wrap(RoomIO, "_forward_user_transcript", _forward_user_transcript)
+        patcher.wrap(_output._ParticipantStreamTranscriptionOutput, "_reset_state", _reset_state)
+        patcher.wrap(_output._ParticipantLegacyTranscriptionOutput, "_reset_state", _reset_state)
