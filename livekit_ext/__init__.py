@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._registry import ENGINE, FeatureStatus
 from .azure import AzureExplicitNulls
+from .gemini_malformed_frames import GeminiMalformedFrames
 from .gemini_reconnects import GeminiReconnects
 from .identity import Identity, Source, identity
 from .malformed_frames import MalformedFrames
@@ -58,6 +59,7 @@ ENGINE.register(TranscriptIdentity())
 ENGINE.register(ParallelSTT())
 ENGINE.register(AzureExplicitNulls())
 ENGINE.register(MalformedFrames())
+ENGINE.register(GeminiMalformedFrames())
 ENGINE.register(GeminiReconnects())
 ENGINE.register(UtteranceSegments())
 

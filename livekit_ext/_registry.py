@@ -76,10 +76,13 @@ class Patcher:
         setattr(owner, name, value)
 
         def restore() -> None:
+            current = vars(owner).get(name, _ABSENT) if hasattr(owner, "__dict__") else _ABSENT
+            if current is not value and _splice_out(current, value):
+                return  # another feature's wrapper sits on top of ours and stays
             if own is _ABSENT:
                 delattr(owner, name)
             else:
-                setattr(owner, name, own)
+                setattr(owner, name, _what_it_wraps_now(value, own))
 
         self._undo.append(restore)
 
@@ -96,34 +99,38 @@ class Patcher:
 
 
 def make_wrapper(target: Any, wrapper: Wrapper) -> Any:
-    """A function (or classmethod/staticmethod) that hands every call to ``wrapper``."""
+    """A function (or classmethod/staticmethod) that hands every call to ``wrapper``.
+
+    The wrapped object is held in a one-item list (``__livekit_ext_inner__``), so that
+    reverting a feature whose wrapper lies under another feature's can splice it out of the
+    chain, leaving the other one in place.
+    """
     if isinstance(target, classmethod):
-        func = target.__func__
+        func_cell = [target.__func__]
 
-        @functools.wraps(func)
+        @functools.wraps(target.__func__)
         def patched_classmethod(cls: Any, *args: Any, **kwargs: Any) -> Any:
-            return wrapper(func.__get__(cls, cls), cls, args, kwargs)
+            return wrapper(func_cell[0].__get__(cls, cls), cls, args, kwargs)
 
-        patched_classmethod.__livekit_ext_wrapper__ = True  # type: ignore[attr-defined]
-        return classmethod(patched_classmethod)
+        return classmethod(_marked(patched_classmethod, func_cell))
     if isinstance(target, staticmethod):
-        static = target.__func__
+        static_cell = [target.__func__]
 
-        @functools.wraps(static)
+        @functools.wraps(target.__func__)
         def patched_static(*args: Any, **kwargs: Any) -> Any:
-            return wrapper(static, None, args, kwargs)
+            return wrapper(static_cell[0], None, args, kwargs)
 
-        patched_static.__livekit_ext_wrapper__ = True  # type: ignore[attr-defined]
-        return staticmethod(patched_static)
+        return staticmethod(_marked(patched_static, static_cell))
     if not callable(target) or not hasattr(target, "__get__"):
         raise TypeError(f"cannot wrap {target!r}: not a function")
 
+    inner = [target]
     feature: str | None = getattr(wrapper, "__livekit_ext_feature__", None)
     if feature is None:
 
         @functools.wraps(target)
         def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return wrapper(target.__get__(self, type(self)), self, args, kwargs)
+            return wrapper(inner[0].__get__(self, type(self)), self, args, kwargs)
 
     else:
         # when_active's guard, inlined: these run on every upstream event, one frame less
@@ -133,12 +140,49 @@ def make_wrapper(target: Any, wrapper: Wrapper) -> Any:
         @functools.wraps(target)
         def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
             if feature not in active:
-                return target(self, *args, **kwargs)
-            return hook(target.__get__(self, type(self)), self, args, kwargs)
+                return inner[0](self, *args, **kwargs)
+            return hook(inner[0].__get__(self, type(self)), self, args, kwargs)
 
-    patched.__livekit_ext_wrapper__ = True  # type: ignore[attr-defined]
     _with_signature_of(target, patched)
-    return patched
+    return _marked(patched, inner)
+
+
+def _marked(func: Any, inner: list[Any]) -> Any:
+    func.__livekit_ext_wrapper__ = True
+    func.__livekit_ext_inner__ = inner
+    return func
+
+
+def _what_it_wraps_now(value: Any, own: Any) -> Any:
+    """What taking ``value`` away puts back: ``own``, unless a wrapper under ``value`` was
+    spliced out since (then ``own`` is that stale wrapper, and ``value`` knows what it wraps)."""
+    func = getattr(value, "__func__", value)
+    inner: list[Any] | None = getattr(func, "__livekit_ext_inner__", None)
+    if inner is None or inner[0] is getattr(own, "__func__", own):
+        return own
+    if isinstance(value, classmethod):
+        return classmethod(inner[0])
+    if isinstance(value, staticmethod):
+        return staticmethod(inner[0])
+    return inner[0]
+
+
+def _splice_out(top: Any, ours: Any) -> bool:
+    """Take ``ours`` out of the chain of our wrappers that starts at ``top``: the wrapper
+    just above it calls what ``ours`` wrapped from now on. False if it is not in the chain."""
+    ours_func = getattr(ours, "__func__", ours)
+    ours_inner = getattr(ours_func, "__livekit_ext_inner__", None)
+    if ours_inner is None:
+        return False
+    outer = getattr(top, "__func__", top)
+    while is_wrapper(outer):
+        cell: list[Any] = outer.__livekit_ext_inner__
+        if cell[0] is ours_func:
+            cell[0] = ours_inner[0]
+            outer.__wrapped__ = ours_inner[0]
+            return True
+        outer = cell[0]
+    return False
 
 
 def _with_signature_of(original: Any, func: Any) -> None:

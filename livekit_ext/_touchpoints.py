@@ -434,13 +434,14 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         MF,
         "read",
         "the patch series' frame parser: native when it rejects bad frames",
-        *(f"{m}:_parse_server_event" for m in OPENAI_ENGINES),
+        *(f"{m}:parse_server_event" for m in OPENAI_ENGINES),
         optional=True,
     ),
 )
 
 
 GR = "gemini_reconnects"
+GMF = "gemini_malformed_frames"
 
 TOUCHPOINTS += (
     # -- malformed_frames (further engines, one parse per frame) ---------------------------
@@ -457,15 +458,15 @@ TOUCHPOINTS += (
         "the engine parses frames with its module's json: ours reuses the one parse",
         *(f"{m}:json" for m in OPENAI_ENGINES),
     ),
+    # -- gemini_malformed_frames --------------------------------------------------------------
     _tp(
-        MF,
+        GMF,
         "wrap",
         "each Gemini connection: drop a frame google-genai cannot take",
         f"{GEMINI}:RealtimeSession._recv_task",
-        optional=True,
     ),
     _tp(
-        MF,
+        GMF,
         "replace",
         "per connection: the frame google-genai failed on is dropped (google-genai, not in the sweep's wheels)",
         "google.genai.live:AsyncSession._receive",

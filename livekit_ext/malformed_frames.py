@@ -7,16 +7,12 @@ no string ``type``, or is an audio delta without a string ``delta`` ends the con
 and the AgentSession with it. Here the websocket the plugin opens hands upstream only frames
 that pass those checks; the frame is parsed once, where the websocket is read, and the
 engine module's ``json.loads`` takes that very parse instead of parsing again (the module's
-``json`` is a stand-in that is the real ``json`` in every other respect).
-
-Gemini: google-genai parses and validates each frame in ``AsyncSession._receive``; a frame it
-cannot parse or validate raises there and the plugin tears the connection down and
-reconnects. Here an error raised while a frame that did arrive is parsed drops that frame
-(logged) and the next one is read; a closed connection still raises as before.
+``json`` is a stand-in that is the real ``json`` in every other respect). Gemini's frames are
+``gemini_malformed_frames``.
 
 Native where the patch series (``malformed_frames`` in ``patches/<base>/series``) is applied:
-the OpenAI session's module then parses each frame with ``_parse_server_event``, which returns
-``None`` for anything that is not a JSON object, and the receive loop logs and skips it.
+every engine module then parses frames with ``parse_server_event``, which raises
+``ValueError`` for each of those frames, and the receive loops log and skip them.
 """
 
 from __future__ import annotations
@@ -46,7 +42,7 @@ def frame_problem(event: Any) -> str | None:
         return f"not a JSON object: {type(event).__name__}"
     kind = event.get("type")
     if type(kind) is not str or not kind:
-        return "no 'type'" if not kind else f"a non-string 'type' ({kind!r:.40})"
+        return "no 'type'" if not kind else f"no string 'type' ({kind!r:.40})"
     if kind in _AUDIO_DELTAS and type(event.get("delta")) is not str:
         return f"a {kind} without a string 'delta'"
     return None
@@ -133,68 +129,6 @@ async def _create_ws_conn(
     return ws
 
 
-# -- Gemini --------------------------------------------------------------------------------
-
-
-def _guard_gemini_connection(connection: Any) -> None:
-    """Make ``connection._receive()`` drop a frame google-genai fails to parse or validate.
-
-    The frame is marked when the websocket returns it; an exception from ``_receive`` after
-    that came from parsing it (``ValueError``, pydantic's ``ValidationError``, the ``APIError``
-    genai raises for an object it maps to nothing), not from the connection, which raises
-    from ``recv`` itself, before any frame is marked.
-    """
-    ws = connection._ws
-    recv = ws.recv
-    receive = connection._receive
-    arrived: list[Any] = []
-
-    async def recv_marked(*args: Any, **kwargs: Any) -> Any:
-        frame = await recv(*args, **kwargs)
-        arrived.append(frame)
-        return frame
-
-    async def receive_valid() -> Any:
-        while True:
-            arrived.clear()
-            try:
-                message = await receive()
-            except Exception as e:
-                if not arrived or not ENGINE.is_active(FEATURE):
-                    raise
-                logger.warning(
-                    "livekit_ext: dropped a Gemini server frame google-genai rejected (%s): %.120r",
-                    f"{type(e).__name__}: {e}".splitlines()[0][:160],
-                    arrived[-1],
-                )
-                continue
-            if arrived and _not_an_object(arrived[-1]):
-                # google-genai reads such a frame as an empty message, which the plugin skips
-                logger.warning(
-                    "livekit_ext: ignored a Gemini server frame that is not a JSON object: %.120r",
-                    arrived[-1],
-                )
-            return message
-
-    ws.recv = recv_marked
-    connection._receive = receive_valid
-
-
-def _not_an_object(frame: Any) -> bool:
-    """Whether a non-empty frame cannot hold a JSON object (its first character is no ``{``)."""
-    if not frame or frame[:1] in (b"{", "{"):
-        return False
-    head = frame.lstrip()[:1]
-    return bool(head) and head not in (b"{", "{")
-
-
-@when_active(FEATURE)
-def _gemini_recv_task(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    with hook_errors_logged("guarding a Gemini live connection"):
-        _guard_gemini_connection(args[0] if args else kwargs["session"])
-    return wrapped(*args, **kwargs)
-
-
 # -- installing, one upstream module at a time ---------------------------------------------
 
 
@@ -229,26 +163,37 @@ def install_openai_engine(patcher: Patcher, session_class: type) -> None:
         patcher.replace(module, "json", _json_stand_in())
 
 
-def _install_gemini(patcher: Patcher) -> None:
-    """Guard every Gemini live connection the plugin's session reads (once it is imported)."""
-    from livekit.plugins.google.realtime.realtime_api import RealtimeSession
+_REJECTED_FRAMES = (
+    "{not json",
+    "[1, 2]",
+    "{}",
+    '{"type": 7}',
+    '{"type": "response.output_audio.delta"}',
+)
 
-    patcher.wrap(RealtimeSession, "_recv_task", _gemini_recv_task)
+
+def _rejects(parse: Callable[[str], Any], frame: str) -> bool:
+    try:
+        parse(frame)
+    except ValueError:
+        return True
+    except Exception:
+        return False
+    return False
 
 
 def _parses_frames_natively(cls: type) -> bool:
-    """Whether ``cls``'s module has the patch's frame parser, and it rejects bad frames."""
-    parse = getattr(sys.modules.get(cls.__module__), "_parse_server_event", None)
+    """Whether ``cls``'s module parses frames with the patch series' ``parse_server_event``,
+    and it rejects every frame this feature drops."""
+    parse = getattr(sys.modules.get(cls.__module__), "parse_server_event", None)
     if not callable(parse):
         return False
     try:
-        return (
-            parse("{not json") is None
-            and parse("[1, 2]") is None
-            and parse('{"type": "probe"}') == {"type": "probe"}
-        )
+        if parse('{"type": "probe"}') != {"type": "probe"}:
+            return False
     except Exception:
         return False
+    return all(_rejects(parse, frame) for frame in _REJECTED_FRAMES)
 
 
 class MalformedFrames(Feature):
@@ -256,14 +201,13 @@ class MalformedFrames(Feature):
     description = "a malformed realtime server frame is logged and dropped, not fatal"
     trigger = "livekit.plugins.openai"
     distribution = "livekit-plugins-openai"
-    parts = {"livekit.plugins.google": "install_gemini"}
 
     def probe(self) -> Probe:
         classes = _openai_session_classes()
         if not classes:
             return Probe("unsupported", "no OpenAI realtime session with _create_ws_conn found")
         if all(_parses_frames_natively(cls) for cls in classes):
-            return Probe("native", "the OpenAI realtime session skips frames that are not JSON")
+            return Probe("native", "the realtime sessions log and skip frames they cannot dispatch")
         return Probe(
             "patchable",
             "drops realtime server frames upstream cannot take, where the sessions read them",
@@ -272,6 +216,3 @@ class MalformedFrames(Feature):
     def install(self, patcher: Patcher) -> None:
         for cls in _openai_session_classes():
             install_openai_engine(patcher, cls)
-
-    def install_gemini(self, patcher: Patcher) -> None:
-        _install_gemini(patcher)

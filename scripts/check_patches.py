@@ -18,8 +18,8 @@ For each base (a livekit-agents release) this
    ``.patch-check/<base>/venv``;
 4. runs the tests the series adds to upstream's ``tests/`` there, then this project's behaviour
    suite with ``LIVEKIT_EXT_DISABLE=1`` (the extension applies nothing: upstream's patched code
-   alone must behave), and checks that ``livekit_ext.status()`` reports every feature the
-   series covers as ``native``.
+   alone must behave), and checks that ``livekit_ext.status()``, with the extension applied,
+   reports every feature the series covers as ``native``.
 
 The features a patch covers are named after ``#`` on its line in ``series``. The last line
 printed is ``patch parity: N/M bases``; the exit status is 0 only when every base held.
@@ -398,7 +398,10 @@ STATUS_PROBE = (
 
 
 def check_status(python: Path, covered: set[str]) -> None:
-    env = {**os.environ, "LIVEKIT_EXT_DISABLE": "1"}
+    """Applied as a user applies it, the extension finds each covered feature upstream: it
+    reports "native" and installs nothing for it (with LIVEKIT_EXT_DISABLE=1 it would report
+    "disabled", which says nothing about upstream)."""
+    env = {k: v for k, v in os.environ.items() if k != "LIVEKIT_EXT_DISABLE"}
     out = run([python, "-c", STATUS_PROBE], cwd=ROOT, env=env, capture=True).stdout
     status: dict[str, list[str]] = json.loads(out.strip().splitlines()[-1])
     for feature in sorted(covered):

@@ -231,6 +231,27 @@ def test_a_plugin_imported_after_livekit_ext_is_patched_on_import() -> None:
     assert _run(code).split() == ["unsupported", "True", "patched"]
 
 
+def test_a_gemini_only_agent_gets_the_gemini_frame_guard() -> None:
+    """The Gemini guard is its own feature, decided when the google plugin is imported: an
+    agent that never imports the OpenAI plugin has it (and imports no OpenAI plugin for it)."""
+    code = (
+        "import sys, livekit.agents, livekit.plugins.google, livekit_ext\n"
+        "from livekit_ext._registry import is_wrapper\n"
+        "from livekit.plugins.google.realtime.realtime_api import RealtimeSession\n"
+        "def wrappers():\n"
+        "    f, n = vars(RealtimeSession)['_recv_task'], 0\n"
+        "    while is_wrapper(f):\n"
+        "        f, n = f.__wrapped__, n + 1\n"
+        "    return n\n"
+        "s = livekit_ext.status()\n"
+        "before = wrappers()\n"
+        "livekit_ext.revert('gemini_malformed_frames')\n"
+        "print(s['gemini_malformed_frames'].state, s['malformed_frames'].state,\n"
+        "      before - wrappers(), 'livekit.plugins.openai' in sys.modules)\n"
+    )
+    assert _run(code).split() == ["patched", "unsupported", "1", "False"]
+
+
 def test_doctor_exits_non_zero_when_a_needed_feature_is_unsupported(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

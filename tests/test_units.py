@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 import types
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from livekit import rtc
 from livekit.agents.voice.events import UserInputTranscribedEvent
 
 import livekit_ext
+from livekit_ext._registry import Patcher, Wrapper
 from livekit_ext._timeline import AudioTimeline, parse_duration
 from livekit_ext._tracks import RealtimeTrack, _BoundedMap
 from livekit_ext.malformed_frames import _parses_frames_natively
@@ -244,25 +246,67 @@ def _session_in_module(monkeypatch: pytest.MonkeyPatch, **attrs: Any) -> type:
     return type("RealtimeSession", (), {"__module__": module.__name__})
 
 
-def _rejects_non_objects(data: str) -> dict[str, Any] | None:
-    try:
-        event = json.loads(data)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) else None
+def _parse_server_event(data: str) -> dict[str, Any]:
+    """The patch series' parser, as its tests specify it."""
+    event = json.loads(data)
+    if not isinstance(event, dict):
+        raise ValueError("not a JSON object")
+    if not isinstance(event.get("type"), str) or not event["type"]:
+        raise ValueError("no string 'type'")
+    if event["type"].endswith("audio.delta") and not isinstance(event.get("delta"), str):
+        raise ValueError("no string 'delta'")
+    return event
 
 
-def test_malformed_frames_native_only_with_a_parser_that_rejects_non_objects(
+def _rejects_non_objects_only(data: str) -> dict[str, Any]:
+    event = json.loads(data)
+    if not isinstance(event, dict):
+        raise ValueError("not a JSON object")
+    return event
+
+
+def test_malformed_frames_native_only_with_a_parser_that_rejects_every_dropped_frame(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert not _parses_frames_natively(_session_in_module(monkeypatch))
     assert _parses_frames_natively(
-        _session_in_module(monkeypatch, _parse_server_event=_rejects_non_objects)
+        _session_in_module(monkeypatch, parse_server_event=_parse_server_event)
     )
-    # a parser of that name that lets bad frames through (or raises) is not the fix
-    assert not _parses_frames_natively(
-        _session_in_module(monkeypatch, _parse_server_event=json.loads)
-    )
-    assert not _parses_frames_natively(
-        _session_in_module(monkeypatch, _parse_server_event=lambda data: dict(json.loads(data)))
-    )
+    # a parser that lets some of the frames through (or raises otherwise) is not the fix:
+    # the 1.8.9 series' first version rejected only frames that are not JSON objects
+    for partial in (_rejects_non_objects_only, json.loads, lambda data: dict(json.loads(data))):
+        assert not _parses_frames_natively(
+            _session_in_module(monkeypatch, parse_server_event=partial)
+        )
+
+
+def test_reverting_wrappers_in_any_order_restores_the_original_and_keeps_the_others() -> None:
+    """Features wrap the same method in the order their modules are imported and are reverted
+    in registration order: a wrapper under another one is spliced out, never left behind."""
+
+    class Session:
+        def receive(self, frame: str) -> str:
+            return frame
+
+    original = vars(Session)["receive"]
+
+    def tagging(tag: str) -> Wrapper:
+        def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+            return f"{tag}({wrapped(*args, **kwargs)})"
+
+        return wrapper
+
+    for order in ([0, 1, 2], [1, 0, 2], [2, 1, 0], [1, 2, 0]):
+        patchers = [Patcher() for _ in range(3)]
+        for tag, patcher in zip("abc", patchers, strict=True):
+            patcher.wrap(Session, "receive", tagging(tag))
+        assert Session().receive("f") == "c(b(a(f)))"
+        left = {0: "a", 1: "b", 2: "c"}
+        for index in order:
+            patchers[index].undo()
+            del left[index]
+            expected = "f"
+            for tag in sorted(left.values()):
+                expected = f"{tag}({expected})"
+            assert Session().receive("f") == expected, (order, index)
+        assert vars(Session)["receive"] is original, order
