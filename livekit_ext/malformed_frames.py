@@ -105,8 +105,8 @@ def _guard_frames(ws: Any) -> None:
             data = msg.data
             try:
                 event = json.loads(data)
-            except ValueError:
-                problem: str | None = "not a JSON object: invalid JSON"
+            except ValueError as e:
+                problem: str | None = f"not JSON: {e}"
             else:
                 problem = frame_problem(event)
             if problem is None:

@@ -5,8 +5,8 @@
     python scripts/matrix.py 1.4.6 1.8.9     # some releases
     python scripts/matrix.py --venv-root /work/venvs --venv-prefix v   # reuse existing venvs
 
-Each venv gets livekit-agents / livekit-plugins-openai / livekit-plugins-google pinned to the
-release plus this package (editable, with its test extra). Exit status is non-zero when any
+Each venv gets livekit-agents and the realtime plugins the suite drives (OpenAI, Google, xAI,
+Ultravox, Phonic) pinned to the release, plus this package (editable, with its test extra). Exit status is non-zero when any
 release fails, and when pytest collected no test (its exit code 5).
 """
 
@@ -24,11 +24,19 @@ sys.path.insert(0, str(ROOT))
 RELEASES = ("1.4.6", "1.5.17", "1.6.10", "1.7.1", "1.8.9")
 
 
+# the realtime plugins the suite drives; each is released in lockstep with livekit-agents
+DISTRIBUTIONS = (
+    "livekit-agents",
+    "livekit-plugins-openai",
+    "livekit-plugins-google",
+    "livekit-plugins-xai",
+    "livekit-plugins-ultravox",
+    "livekit-plugins-phonic",
+)
+
+
 def pinned(release: str) -> list[str]:
-    return [
-        f"{dist}=={release}"
-        for dist in ("livekit-agents", "livekit-plugins-openai", "livekit-plugins-google")
-    ]
+    return [f"{dist}=={release}" for dist in DISTRIBUTIONS]
 
 
 def ensure_venv(venv: Path, release: str) -> Path:
