@@ -109,6 +109,14 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     ),
     _tp(
         TI,
+        "read",
+        "Azure Voice Live (1.8+): its SDK events, emitted as azure_server_event_received, carry "
+        "the speech start's item id and audio offset",
+        "livekit.plugins.azure.realtime.realtime_model:RealtimeSession._handle_server_event",
+        optional=True,
+    ),
+    _tp(
+        TI,
         "wrap",
         "any realtime plugin's speech start (where no provider-specific source is better)",
         f"{ACTIVITY}._on_input_speech_started",

@@ -6,7 +6,8 @@
     python scripts/matrix.py --venv-root /work/venvs --venv-prefix v   # reuse existing venvs
 
 Each venv gets livekit-agents and the realtime plugins the suite drives (OpenAI, Google, xAI,
-Ultravox, Phonic) pinned to the release, plus this package (editable, with its test extra). Exit status is non-zero when any
+Ultravox, Phonic; Azure Voice Live from 1.8) pinned to the release, plus this package
+(editable, with its test extra). Exit status is non-zero when any
 release fails, and when pytest collected no test (its exit code 5).
 """
 
@@ -36,7 +37,10 @@ DISTRIBUTIONS = (
 
 
 def pinned(release: str) -> list[str]:
-    return [f"{dist}=={release}" for dist in DISTRIBUTIONS]
+    pins = [f"{dist}=={release}" for dist in DISTRIBUTIONS]
+    if tuple(int(n) for n in release.split(".")[:2]) >= (1, 8):
+        pins.append(f"livekit-plugins-azure[realtime]=={release}")  # Voice Live: 1.8 on
+    return pins
 
 
 def ensure_venv(venv: Path, release: str) -> Path:

@@ -136,6 +136,23 @@ async def test_azure_openai_speech_start_through_the_azure_path(
     assert server.connections[0].path == "/openai/v1/realtime"
 
 
+async def test_azure_voice_live_item_id_and_speech_start_from_its_sdk_events(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    """Azure Voice Live (livekit-plugins-azure 1.8+, through the azure-ai-voicelive SDK, which
+    speaks the OpenAI protocol on ``/voice-live/realtime``) over the OpenAI loopback server.
+    The framework's ``input_speech_started`` it emits has no item id; its SDK events
+    (``azure_server_event_received``) do: the placeholder comes at speech start with it."""
+    azure = pytest.importorskip("livekit.plugins.azure")
+    pytest.importorskip("livekit.plugins.azure.realtime")
+    server = openai_realtime_server
+    model = azure.realtime.RealtimeModel(
+        endpoint=f"http://127.0.0.1:{server.port}", api_key="test", model="gpt-realtime"
+    )
+    await _one_openai_protocol_utterance(server, model)
+    assert server.connections[0].path == "/voice-live/realtime"
+
+
 def _generic_model() -> Any:
     """A realtime plugin with no provider-specific source: a minimal ``llm.RealtimeModel``
     whose session the test makes emit the framework's own events, as any plugin does (this
