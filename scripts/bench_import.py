@@ -6,14 +6,17 @@
 
 Three mixes: livekit.agents + the OpenAI plugin, + the Google plugin, + both. Each is
 imported without livekit_ext, with ``import livekit_ext`` after the plugins, and with it
-first (then the post-import hooks do their work when the plugins are imported). Every
-run is a fresh interpreter of this environment; the variants of a mix alternate within
-each round, so drift on a shared machine hits them alike; each variant runs once untimed
-first so bytecode is warm. The child measures its imports with ``time.perf_counter()``
-and its peak RSS with ``getrusage(RUSAGE_SELF).ru_maxrss``; the parent also times the
-whole process. Reports medians (the deltas: medians of the per-round differences); the target is <= 30 ms and <= 2 MiB on top in every case.
-The last line names the worst case (the one furthest over its target, relative to the
-target). Exit status 0 unless an import fails: this reports, it does not gate.
+first (then the post-import hooks do their work when the plugins are imported). Every run is
+a fresh interpreter of this environment; the variants of a mix alternate within each round,
+so drift on a shared machine hits them alike; each variant runs once untimed first so
+bytecode is warm. The child measures its imports with ``time.perf_counter()`` (wall) and
+``time.process_time()`` (CPU; the target is judged on it, since another process's load on a
+shared machine stretches wall time by hundreds of ms) and its peak RSS with
+``getrusage(RUSAGE_SELF).ru_maxrss``; the parent also times the whole process. Reports
+medians (the deltas: medians of the per-round differences); the target is <= 30 ms and <= 2
+MiB on top in every case. The last line names the worst case (the one furthest over its
+target, relative to the target). Exit status 0 unless an import fails: this reports, it does
+not gate.
 """
 
 from __future__ import annotations
@@ -37,17 +40,18 @@ TARGET_MIB = 2.0
 
 CHILD = """
 import importlib, resource, sys, time
-started = time.perf_counter()
+started, cpu_started = time.perf_counter(), time.process_time()
 for name in sys.argv[1:]:
     importlib.import_module(name)
-elapsed = time.perf_counter() - started
-print(elapsed * 1000, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+print(elapsed * 1000, cpu * 1000, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
 @dataclass
 class Run:
     import_ms: float
+    cpu_ms: float
     process_ms: float
     rss_mib: float
 
@@ -82,8 +86,9 @@ def run(names: tuple[str, ...]) -> Run:
     process_ms = (time.perf_counter() - started) * 1000
     if proc.returncode != 0:
         raise RuntimeError(f"importing {', '.join(names)} failed:\n{proc.stderr.strip()}")
-    import_ms, rss_kib = proc.stdout.split()[-2:]  # the last line: anything logged goes first
-    return Run(float(import_ms), process_ms, int(rss_kib) / 1024)
+    # the last line: anything logged goes first
+    import_ms, cpu_ms, rss_kib = proc.stdout.split()[-3:]
+    return Run(float(import_ms), float(cpu_ms), process_ms, int(rss_kib) / 1024)
 
 
 def median(runs: list[Run], field: str) -> float:
@@ -125,7 +130,7 @@ def main() -> int:
     )
     header = (
         f"{'case':<22} {'without ms':>10} {'MiB':>6} {'with ms':>10} {'MiB':>6}"
-        f" {'delta ms':>9} {'delta MiB':>9} {'process ms (without/with)':>26}"
+        f" {'delta ms':>9} {'delta CPU ms':>12} {'delta MiB':>9} {'process ms (without/with)':>26}"
     )
     print(header)
     print("-" * len(header))
@@ -137,22 +142,31 @@ def main() -> int:
             # each round ran both back to back: the median of the paired differences cancels
             # what the machine's other load did to that round
             d_ms = paired_delta(runs, base, "import_ms")
+            d_cpu = paired_delta(runs, base, "cpu_ms")
             d_mib = paired_delta(runs, base, "rss_mib")
             name = f"{mix} ({variant})"
             print(
                 f"{name:<22} {median(base, 'import_ms'):>10.1f} {median(base, 'rss_mib'):>6.1f}"
                 f" {median(runs, 'import_ms'):>10.1f} {median(runs, 'rss_mib'):>6.1f}"
-                f" {d_ms:>+9.1f} {d_mib:>+9.1f}"
+                f" {d_ms:>+9.1f} {d_cpu:>+12.1f} {d_mib:>+9.1f}"
                 f" {median(base, 'process_ms'):>12.0f} / {median(runs, 'process_ms'):.0f}"
             )
-            badness = max(d_ms / TARGET_MS, d_mib / TARGET_MIB)
+            # judged on CPU time: the import is CPU-bound, and CPU time does not count the
+            # waits another process's load adds to the wall time on a shared machine
+            badness = max(d_cpu / TARGET_MS, d_mib / TARGET_MIB)
             if worst is None or badness > worst[0]:
-                worst = (badness, name, d_ms, d_mib)
+                worst = (badness, name, d_cpu, d_ms, d_mib)
     assert worst is not None
-    _, name, d_ms, d_mib = worst
+    _, name, d_cpu, d_ms, d_mib = worst
     over = "within" if worst[0] <= 1 else "over"
-    print(f"\ntarget: <= +{TARGET_MS:.0f} ms and <= +{TARGET_MIB:.0f} MiB per case ({over})")
-    print(f"import overhead worst case: {d_ms:+.1f} ms, {d_mib:+.1f} MiB ({name})")
+    print(
+        f"\ntarget: <= +{TARGET_MS:.0f} ms (CPU time of the imports) and <= +{TARGET_MIB:.0f} MiB"
+        f" per case ({over})"
+    )
+    print(
+        f"import overhead worst case: {d_cpu:+.1f} ms CPU (wall {d_ms:+.1f} ms),"
+        f" {d_mib:+.1f} MiB ({name})"
+    )
     return 0
 
 

@@ -336,3 +336,64 @@ async def test_phonic_recorded_messages_through_the_plugins_own_handlers(
         ("utterance_final", item, "call me later"),
     ]
     assert "is livekit_ext applied" not in caplog.text
+
+
+def _bedrock(event: dict[str, Any]) -> dict[str, Any]:
+    return {"event": event}
+
+
+async def test_aws_nova_sonic_recorded_events_through_the_plugins_own_handlers(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """AWS Nova Sonic signs its requests (SigV4) for a regional Bedrock endpoint, so no
+    loopback server: the stream setup is replaced by one that connects nowhere, and recorded
+    Bedrock output events (the user's ASR text, then the assistant's speculative text) go
+    through the plugin's own ``_handle_event`` and turn tracker, as its response loop feeds
+    them. Its speech start has no id: ``utterance_started`` comes with the first partial,
+    which carries the turn's id. Its realtime SDK needs Python >= 3.12."""
+    import logging
+
+    pytest.importorskip("aws_sdk_bedrock_runtime")
+    realtime = pytest.importorskip("livekit.plugins.aws.experimental.realtime")
+    from livekit.agents import AgentSession
+
+    async def connects_nowhere(self: Any, is_restart: bool = False) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(realtime.RealtimeSession, "initialize_streams", connects_nowhere)
+    model = realtime.RealtimeModel(region="us-east-1")
+    session: AgentSession[Any] = AgentSession(llm=model)
+    with caplog.at_level(logging.WARNING, logger="livekit_ext"):
+        async with running_session(session) as rec:
+            calls = _watch(session)
+            rt = session._activity._rt_session  # type: ignore[union-attr]
+            user = {"role": "USER", "contentId": "user-1"}
+            for event in (
+                {"contentStart": {**user, "type": "TEXT"}},
+                {"textOutput": {**user, "content": "book a"}},
+                {"textOutput": {**user, "content": "table"}},
+                {
+                    "contentStart": {
+                        "role": "ASSISTANT",
+                        "type": "TEXT",
+                        "contentId": "assistant-1",
+                        "additionalModelFields": '{"generationStage":"SPECULATIVE"}',
+                    }
+                },
+            ):
+                await rt._handle_event(_bedrock(event))
+            await rec.wait_for_finals(1)
+            await asyncio.sleep(0.05)
+    item = identity(rec.finals[0]).item_id
+    assert item is not None
+    assert {identity(e).item_id for e in rec.transcripts if e.transcript} == {item}
+    assert identity(rec.finals[0]).source == "realtime"
+    assert rec.finals[0].transcript == "book a table"
+    assert calls == [
+        ("utterance_started", item, ""),
+        ("utterance_updated", item, "book a"),
+        ("utterance_updated", item, "book a table"),
+        ("utterance_stopped", item, "book a table"),
+        ("utterance_final", item, "book a table"),
+    ]
+    assert "is livekit_ext applied" not in caplog.text
