@@ -125,6 +125,7 @@ async def one_session(*, enabled: bool, seconds: float, speed: float, listeners:
         mic.close()
         await session.aclose()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        await model.aclose()  # its own HTTP session: AgentSession.aclose() leaves it open
 
     n = max(listeners, 1)
     return Run(
