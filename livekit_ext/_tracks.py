@@ -128,6 +128,9 @@ class RealtimeTrack:
         it is better than the framework's generic speech events, which are then not used."""
         self.speaking_item: str | None = None
         """The item whose speech started last and has not stopped (provider-specific sources)."""
+        self.transcribing_item: str | None = None
+        """The item of the latest transcript since the framework's last speech start: what its
+        speech stop (which names no item) stops, where no provider-specific source is seen."""
         self.signals: SpeechSignals | None = None
         """The speech signals of the AgentSession this realtime session serves, once known."""
         self.interims = _BoundedText()

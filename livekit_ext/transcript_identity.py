@@ -229,6 +229,7 @@ def _on_realtime_transcription(
             item_id = getattr(ev, "item_id", None) or None
             if item_id is not None:
                 track.bind_pending(item_id)
+                track.transcribing_item = item_id
             origin = Origin(source="realtime", starts=track, item_id=item_id)
     with born(origin):
         return wrapped(*args, **kwargs)
@@ -241,9 +242,14 @@ def _on_realtime_speech_stopped(
     origin = None
     with hook_errors_logged("reading a realtime speech stop"):
         if (track := _rt_track_of(instance)) is not None:
-            origin = Origin(source="realtime", starts=track, item_id=track.last_stopped_item)
-            if track.provider is None:  # no better source: the framework's own event
+            if track.provider is None:
+                # no better source: the framework's own event, which names no item; the
+                # speech that stops is the one whose transcripts arrived since it started
+                item_id = track.transcribing_item
                 track.signal("stopped", None, time.time())
+            else:
+                item_id = track.last_stopped_item
+            origin = Origin(source="realtime", starts=track, item_id=item_id)
     with born(origin):
         return wrapped(*args, **kwargs)
 
@@ -256,6 +262,7 @@ def _on_realtime_speech_started(
     no provider-specific source (which would know the item id, and know it as early)."""
     with hook_errors_logged("reading a realtime speech start"):
         if (track := _rt_track_of(instance)) is not None and track.provider is None:
+            track.transcribing_item = None  # a new utterance: its id comes with its transcript
             track.signal("started", None, time.time())
     return wrapped(*args, **kwargs)
 

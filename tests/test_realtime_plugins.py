@@ -231,13 +231,14 @@ def _generic_model() -> Any:
     return Model()
 
 
-async def test_any_realtime_plugin_speech_events_stop_the_utterance_and_no_id_is_quiet(
+async def test_any_realtime_plugin_speech_stop_stops_the_utterance_and_its_interim_gets_the_id(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The framework's own ``input_speech_started``/``input_speech_stopped`` of any realtime
     session: no item id at the start, so ``utterance_started`` comes with the first
-    transcript; the stop (whose empty interim has no item id, like Nova Sonic's) stops the
-    utterance, quietly."""
+    transcript; the stop stops the utterance, and the framework's empty interim at the stop
+    gets the id of the transcripts since the start (the stop names no item, like Nova
+    Sonic's)."""
     import logging
 
     from livekit.agents import AgentSession, llm
@@ -266,6 +267,12 @@ async def test_any_realtime_plugin_speech_events_stop_the_utterance_and_no_id_is
         ("utterance_updated", "u1", "hi"),
         ("utterance_stopped", "u1", "hi"),
         ("utterance_final", "u1", "hi there"),
+    ]
+    # the framework's empty interim at the stop too: its speech is u1's
+    assert [(e.transcript, identity(e).item_id) for e in rec.transcripts] == [
+        ("hi", "u1"),
+        ("", "u1"),
+        ("hi there", "u1"),
     ]
     assert "is livekit_ext applied" not in caplog.text
 
@@ -386,7 +393,8 @@ async def test_aws_nova_sonic_recorded_events_through_the_plugins_own_handlers(
             await asyncio.sleep(0.05)
     item = identity(rec.finals[0]).item_id
     assert item is not None
-    assert {identity(e).item_id for e in rec.transcripts if e.transcript} == {item}
+    # every transcript carries the turn's id, the framework's empty interim at the stop too
+    assert {identity(e).item_id for e in rec.transcripts} == {item}
     assert identity(rec.finals[0]).source == "realtime"
     assert rec.finals[0].transcript == "book a table"
     assert calls == [
