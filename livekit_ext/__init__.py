@@ -16,6 +16,7 @@ from .azure import AzureExplicitNulls
 from .gemini_malformed_frames import GeminiMalformedFrames
 from .gemini_reconnects import GeminiReconnects
 from .identity import Identity, Source, identity
+from .job_processes import JobProcesses
 from .malformed_frames import MalformedFrames
 from .parallel_stt import ParallelSTT, enable_parallel_stt
 from .transcript_identity import TranscriptIdentity, gemini_interim_transcripts
@@ -62,6 +63,7 @@ ENGINE.register(MalformedFrames())
 ENGINE.register(GeminiMalformedFrames())
 ENGINE.register(GeminiReconnects())
 ENGINE.register(UtteranceSegments())
+ENGINE.register(JobProcesses())
 
 
 def apply(*features: str) -> dict[str, FeatureStatus]:

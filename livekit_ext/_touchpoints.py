@@ -449,6 +449,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
 
 
 GR = "gemini_reconnects"
+JP = "job_processes"
 GMF = "gemini_malformed_frames"
 
 TOUCHPOINTS += (
@@ -479,6 +480,13 @@ TOUCHPOINTS += (
         "per connection: the frame google-genai failed on is dropped (google-genai, not in the sweep's wheels)",
         "google.genai.live:AsyncSession._receive",
         optional=True,
+    ),
+    # -- job_processes ----------------------------------------------------------------------
+    _tp(
+        JP,
+        "wrap",
+        "the worker's process pool: its initialize_process_fnc imports livekit_ext first",
+        "livekit.agents.ipc.proc_pool:ProcPool.__init__",
     ),
     # -- gemini_reconnects -------------------------------------------------------------------
     _tp(

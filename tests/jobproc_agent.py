@@ -2,21 +2,18 @@
 
 ``tests/test_job_process.py`` registers ``entrypoint`` on a real ``AgentServer`` with a
 process executor; livekit's job process imports this module to find it, and the entrypoint
-reports (to the file named by ``LIVEKIT_EXT_JOBPROC_REPORT``) what the job saw there.
+reports (to ``<this module>.json`` in ``LIVEKIT_EXT_JOBPROC_REPORTS``) what the job saw there.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
+from jobproc_common import identity_of_one_utterance, write_report
+
 import livekit_ext
-from livekit_ext.testing import OpenAIRealtimeServer
-from livekit_ext.testing import openai_server as oai
-from livekit_ext.testing.sessions import openai_realtime_session
 
 IMPORTED_IN = os.getpid()
 
@@ -30,15 +27,6 @@ async def entrypoint(ctx: Any) -> None:
         "main": getattr(sys.modules.get("__main__"), "__file__", None),
     }
     try:
-        async with (
-            OpenAIRealtimeServer() as server,
-            openai_realtime_session(server) as (_, rec),
-        ):
-            await server.send(
-                oai.speech_started("item_job"), oai.transcription_completed("item_job", "hi")
-            )
-            (final,) = await rec.wait_for_finals(1)
-        identity = livekit_ext.identity(final)
-        report["identity"] = [identity.item_id, identity.speech_started_at, identity.source]
+        report["identity"] = await identity_of_one_utterance()
     finally:
-        Path(os.environ["LIVEKIT_EXT_JOBPROC_REPORT"]).write_text(json.dumps(report))
+        write_report(__name__, report)
