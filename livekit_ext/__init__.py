@@ -71,7 +71,8 @@ def apply(*features: str) -> dict[str, FeatureStatus]:
 
     Each is installed when the module it patches is imported, at once if it already is.
     """
-    return ENGINE.apply(features or None)
+    ENGINE.apply(features or None)
+    return ENGINE.status(import_core=False)
 
 
 def revert(*features: str) -> None:
@@ -95,4 +96,4 @@ def _disabled_by_environment() -> bool:
 if _disabled_by_environment():
     ENGINE.disable("LIVEKIT_EXT_DISABLE=1 is set; livekit_ext.apply() applies anyway")
 else:
-    apply()
+    ENGINE.apply()  # not apply(): its status answer (package metadata lookups) is not wanted here

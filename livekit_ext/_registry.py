@@ -294,7 +294,7 @@ class _Engine:
                     changed = True
         return [name for name in reversed(self._features) if name in selected]
 
-    def apply(self, names: Iterable[str] | None = None) -> dict[str, FeatureStatus]:
+    def apply(self, names: Iterable[str] | None = None) -> None:
         with self._lock:
             selected = self._with_requirements(names)
             for name in selected:
@@ -304,7 +304,6 @@ class _Engine:
                 self._decided.pop(name, None)
                 feature = self._features[name]
                 when_imported(feature.trigger, functools.partial(self._activate, name))
-        return self.status(import_core=False)
 
     def _range_verdict(self) -> _compat.Verdict:
         if self._verdict is None:

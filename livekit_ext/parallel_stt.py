@@ -18,7 +18,6 @@ it is restarted.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import importlib
 import inspect
@@ -528,6 +527,8 @@ async def _restarting(run: Callable[[bool], Awaitable[Any]], session: Any) -> An
                 e,
                 _RESTART_BACKOFF,
             )
+        import asyncio  # livekit's own import; ``import livekit_ext`` alone stays cheap
+
         await asyncio.sleep(_RESTART_BACKOFF)
         if not _restart_wanted(session):
             return None

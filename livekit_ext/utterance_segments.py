@@ -11,7 +11,6 @@ still writes every text stream; only the segment id it stamps is the utterance's
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -63,6 +62,8 @@ def _placeholder_for(opted: _Opted) -> Callable[[SpeechSignal], None]:
             return
         if not ENGINE.is_active(FEATURE):
             return
+        import asyncio  # livekit's own import; ``import livekit_ext`` alone stays cheap
+
         for room_io in list(opted.room_ios):
             output = getattr(room_io, "_user_tr_output", None)
             if output is not None:
@@ -101,6 +102,8 @@ async def _send_placeholder(output: Any, item_id: str) -> None:
 
 async def _settled(sink: Any) -> None:
     """Let a final the sink is still publishing go out under the id it was flushed with."""
+    import asyncio  # livekit's own import; ``import livekit_ext`` alone stays cheap
+
     own = vars(sink)  # the stream sink's task is _flush_atask (its _flush_task is a method)
     task = own.get("_flush_atask") or own.get("_flush_task")
     if isinstance(task, asyncio.Task) and not task.done():

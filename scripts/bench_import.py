@@ -38,13 +38,43 @@ VARIANTS = ("without", "ext after", "ext first")
 TARGET_MS = 30.0
 TARGET_MIB = 2.0
 
+# The cyclic GC is off while the child imports: a full collection of everything imported so
+# far runs when some allocation crosses its threshold, and which import pays for it is luck.
+# Measured on google + livekit_ext: 140 ms of such a collection billed to ``import livekit_ext``
+# in one process, none in the next.
+#
+# Besides the whole imports, the child times livekit_ext's own share in-process: its import
+# statement, plus every post-import hook it runs when a plugin is imported later (each
+# feature installed there). Whole-import deltas between processes carry the noise of a 2 s
+# import (+-150 ms here); the own share does not, and the target is judged on it.
 CHILD = """
-import importlib, resource, sys, time
+import gc, importlib, resource, sys, time
+gc.disable()
+own = [0.0, 0]  # CPU seconds in livekit_ext, hook nesting depth
+
+def timed(call, *args):
+    outer = own[1] == 0
+    own[1] += 1
+    t = time.process_time()
+    try:
+        return call(*args)
+    finally:
+        own[1] -= 1
+        if outer:
+            own[0] += time.process_time() - t
+
 started, cpu_started = time.perf_counter(), time.process_time()
 for name in sys.argv[1:]:
-    importlib.import_module(name)
+    if name != "livekit_ext":
+        importlib.import_module(name)
+        continue
+    timed(importlib.import_module, name)
+    from livekit_ext import _imports
+    run = _imports._run
+    _imports._run = lambda hook, module: timed(run, hook, module)
 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-print(elapsed * 1000, cpu * 1000, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(elapsed * 1000, cpu * 1000, own[0] * 1000, rss)
 """
 
 
@@ -52,6 +82,7 @@ print(elapsed * 1000, cpu * 1000, resource.getrusage(resource.RUSAGE_SELF).ru_ma
 class Run:
     import_ms: float
     cpu_ms: float
+    own_ms: float
     process_ms: float
     rss_mib: float
 
@@ -87,8 +118,8 @@ def run(names: tuple[str, ...]) -> Run:
     if proc.returncode != 0:
         raise RuntimeError(f"importing {', '.join(names)} failed:\n{proc.stderr.strip()}")
     # the last line: anything logged goes first
-    import_ms, cpu_ms, rss_kib = proc.stdout.split()[-3:]
-    return Run(float(import_ms), float(cpu_ms), process_ms, int(rss_kib) / 1024)
+    import_ms, cpu_ms, own_ms, rss_kib = proc.stdout.split()[-4:]
+    return Run(float(import_ms), float(cpu_ms), float(own_ms), process_ms, int(rss_kib) / 1024)
 
 
 def median(runs: list[Run], field: str) -> float:
@@ -130,7 +161,7 @@ def main() -> int:
     )
     header = (
         f"{'case':<22} {'without ms':>10} {'MiB':>6} {'with ms':>10} {'MiB':>6}"
-        f" {'delta ms':>9} {'delta CPU ms':>12} {'delta MiB':>9} {'process ms (without/with)':>26}"
+        f" {'delta ms':>9} {'own CPU ms':>10} {'delta MiB':>9} {'process ms (without/with)':>26}"
     )
     print(header)
     print("-" * len(header))
@@ -142,29 +173,27 @@ def main() -> int:
             # each round ran both back to back: the median of the paired differences cancels
             # what the machine's other load did to that round
             d_ms = paired_delta(runs, base, "import_ms")
-            d_cpu = paired_delta(runs, base, "cpu_ms")
+            own = median(runs, "own_ms")
             d_mib = paired_delta(runs, base, "rss_mib")
             name = f"{mix} ({variant})"
             print(
                 f"{name:<22} {median(base, 'import_ms'):>10.1f} {median(base, 'rss_mib'):>6.1f}"
                 f" {median(runs, 'import_ms'):>10.1f} {median(runs, 'rss_mib'):>6.1f}"
-                f" {d_ms:>+9.1f} {d_cpu:>+12.1f} {d_mib:>+9.1f}"
+                f" {d_ms:>+9.1f} {own:>+10.1f} {d_mib:>+9.1f}"
                 f" {median(base, 'process_ms'):>12.0f} / {median(runs, 'process_ms'):.0f}"
             )
-            # judged on CPU time: the import is CPU-bound, and CPU time does not count the
-            # waits another process's load adds to the wall time on a shared machine
-            badness = max(d_cpu / TARGET_MS, d_mib / TARGET_MIB)
+            badness = max(own / TARGET_MS, d_mib / TARGET_MIB)
             if worst is None or badness > worst[0]:
-                worst = (badness, name, d_cpu, d_ms, d_mib)
+                worst = (badness, name, own, d_ms, d_mib)
     assert worst is not None
-    _, name, d_cpu, d_ms, d_mib = worst
+    _, name, own, d_ms, d_mib = worst
     over = "within" if worst[0] <= 1 else "over"
     print(
-        f"\ntarget: <= +{TARGET_MS:.0f} ms (CPU time of the imports) and <= +{TARGET_MIB:.0f} MiB"
+        f"\ntarget: <= +{TARGET_MS:.0f} ms (livekit_ext's own CPU time) and <= +{TARGET_MIB:.0f} MiB"
         f" per case ({over})"
     )
     print(
-        f"import overhead worst case: {d_cpu:+.1f} ms CPU (wall {d_ms:+.1f} ms),"
+        f"import overhead worst case: {own:+.1f} ms CPU own (wall delta {d_ms:+.1f} ms),"
         f" {d_mib:+.1f} MiB ({name})"
     )
     return 0

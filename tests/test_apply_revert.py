@@ -154,7 +154,8 @@ class _HalfBroken(Feature):
 def test_a_feature_that_fails_half_way_is_rolled_back_entirely() -> None:
     engine = _Engine()
     engine.register(_HalfBroken())
-    status = engine.apply()
+    engine.apply()
+    status = engine.status()
     assert status["half_broken"] == "unsupported"
     assert "the second hook is missing" in status["half_broken"].reason
     assert _Target().first() == "first"
