@@ -414,21 +414,6 @@ def _on_realtime_session_init(
     return result
 
 
-_AZURE_VOICE_LIVE = "livekit.plugins.azure.realtime"
-
-
-def _on_azure_voice_live_event(track: RealtimeTrack, event: Any) -> None:
-    """Azure Voice Live (livekit-plugins-azure) speaks the OpenAI protocol through the
-    azure-ai-voicelive SDK and emits its typed events: speech start and stop carry the item
-    id and audio offsets the framework's own ``input_speech_started`` lacks."""
-    kind = getattr(event, "type", None)
-    kind = getattr(kind, "value", kind)  # the SDK's str enum
-    if type(kind) is not str or kind not in _TRACKED_OPENAI_EVENTS:
-        return
-    fields = ("item_id", "audio_start_ms", "audio_end_ms")
-    _on_openai_event(track, {"type": kind, **{f: getattr(event, f, None) for f in fields}})
-
-
 # a tuple, not a set: membership then compares and never hashes, so an event whose "type" is
 # a list or an object (unhashable) is simply not tracked instead of raising into upstream's emit
 _TRACKED_OPENAI_EVENTS = (
@@ -479,6 +464,21 @@ def _on_openai_event(track: RealtimeTrack, event: Any) -> None:
                 item_id,
                 track.stops.get(item_id, time.time()) if item_id else time.time(),
             )
+
+
+_AZURE_VOICE_LIVE = "livekit.plugins.azure.realtime"
+
+
+def _on_azure_voice_live_event(track: RealtimeTrack, event: Any) -> None:
+    """Azure Voice Live (livekit-plugins-azure) speaks the OpenAI protocol through the
+    azure-ai-voicelive SDK and emits its typed events: speech start and stop carry the item
+    id and audio offsets the framework's own ``input_speech_started`` lacks."""
+    kind = getattr(event, "type", None)
+    kind = getattr(kind, "value", kind)  # the SDK's str enum
+    if type(kind) is not str or kind not in _TRACKED_OPENAI_EVENTS:
+        return
+    fields = ("item_id", "audio_start_ms", "audio_end_ms")
+    _on_openai_event(track, {"type": kind, **{f: getattr(event, f, None) for f in fields}})
 
 
 # -- Gemini --------------------------------------------------------------------------------
