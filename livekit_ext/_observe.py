@@ -6,19 +6,43 @@ from collections.abc import Callable
 from typing import Any
 
 
-def observe_before_listeners(emitter: Any, event: str, observer: Callable[[Any], None]) -> None:
+def observe_before_listeners(
+    emitter: Any,
+    event: str,
+    observer: Callable[[Any], None],
+    *,
+    types: tuple[str, ...] | None = None,
+) -> None:
     """Call ``observer`` with the payload of ``event`` before the emitter's listeners run.
 
     The instance's own ``emit`` is wrapped: older livekit-rtc keeps listeners in a set (no
     order at all), and the emitter runs ``inspect.signature`` on each listener at every
     emit, so a wrapper is both ordered and cheaper than one more listener. Other sessions
     and other events pay nothing.
+
+    ``types``: for raw server events (JSON objects), only those whose string ``"type"`` is
+    one of these reach ``observer`` (any payload that is not a dict still does); the filter
+    runs here because most raw events are audio the observer has no use for. A tuple:
+    membership compares and never hashes, so an unhashable ``"type"`` is simply skipped.
     """
     emit = emitter.emit
 
-    def emit_observed(name: Any, *args: Any) -> None:
-        if name == event and args:
-            observer(args[0])
-        emit(name, *args)
+    if types is None:
+
+        def emit_observed(name: Any, *args: Any) -> None:
+            if name == event and args:
+                observer(args[0])
+            emit(name, *args)
+
+    else:
+
+        def emit_observed(name: Any, *args: Any) -> None:
+            if name == event and args:
+                payload = args[0]
+                if type(payload) is not dict or (
+                    type(kind := payload.get("type")) is str and kind in types
+                ):
+                    observer(payload)
+            emit(name, *args)
 
     emitter.emit = emit_observed

@@ -19,13 +19,14 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
-from weakref import WeakKeyDictionary
+from typing import Any, Generic, Literal, TypeVar
 
 from ._timeline import AudioTimeline
 from .transcripts import TranscriptLog
 
 logger = logging.getLogger("livekit_ext")
+
+T = TypeVar("T")
 
 _MAX_TRACKED_ITEMS = 512
 _PENDING_START_MAX_AGE = 30.0  # seconds a speech start may wait for its item before it is stale
@@ -277,22 +278,46 @@ class SessionTrack:
     """The session's speech starts and stops, published as they happen."""
 
 
-_realtime_tracks: WeakKeyDictionary[Any, RealtimeTrack] = WeakKeyDictionary()
-_session_tracks: WeakKeyDictionary[Any, SessionTrack] = WeakKeyDictionary()
+class TrackMap(Generic[T]):
+    """Tracks keyed weakly by the upstream object they describe; an entry dies with it.
+
+    A plain dict of weak references, read directly by ``realtime_track``/``session_track``
+    (a ``WeakKeyDictionary`` would add a Python call to each of their several lookups per
+    upstream event).
+    """
+
+    def __init__(self, new: Callable[[], T]) -> None:
+        self._new = new
+        self.by_ref: dict[weakref.ref[Any], T] = {}
+
+    def create(self, owner: Any) -> T:
+        track = self.by_ref[weakref.ref(owner, self._forget)] = self._new()
+        return track
+
+    def get(self, owner: Any) -> T | None:
+        return self.by_ref.get(weakref.ref(owner))
+
+    def _forget(self, ref: weakref.ref[Any]) -> None:
+        self.by_ref.pop(ref, None)
+
+    def __len__(self) -> int:
+        return len(self.by_ref)
+
+
+realtime_tracks: TrackMap[RealtimeTrack] = TrackMap(RealtimeTrack)
+session_tracks: TrackMap[SessionTrack] = TrackMap(SessionTrack)
+_realtime_by_ref = realtime_tracks.by_ref
+_session_by_ref = session_tracks.by_ref
 
 
 def realtime_track(rt_session: Any) -> RealtimeTrack:
-    track = _realtime_tracks.get(rt_session)
-    if track is None:
-        track = _realtime_tracks[rt_session] = RealtimeTrack()
-    return track
+    track = _realtime_by_ref.get(weakref.ref(rt_session))
+    return track if track is not None else realtime_tracks.create(rt_session)
 
 
 def session_track(agent_session: Any) -> SessionTrack:
-    track = _session_tracks.get(agent_session)
-    if track is None:
-        track = _session_tracks[agent_session] = SessionTrack()
-    return track
+    track = _session_by_ref.get(weakref.ref(agent_session))
+    return track if track is not None else session_tracks.create(agent_session)
 
 
 def pipeline_track(agent_session: Any) -> PipelineTrack:

@@ -66,12 +66,13 @@ class _Handoff:
 _HANDOFF = _Handoff()
 
 
-def _loads(s: Any, *args: Any, **kwargs: Any) -> Any:
+def _loads(s: Any, **kwargs: Any) -> Any:
+    # json.loads takes only keywords after ``s``; the receive loops pass none
     pair = _HANDOFF.pair
-    if pair is not None and pair[0] is s and not args and not kwargs:
+    if pair is not None and pair[0] is s and not kwargs:
         _HANDOFF.pair = None
         return pair[1]
-    return json.loads(s, *args, **kwargs)
+    return json.loads(s, **kwargs)
 
 
 def _json_stand_in() -> types.ModuleType:
@@ -91,6 +92,8 @@ def _guard_frames(ws: Any) -> None:
     receive = ws.receive
     active = ENGINE._patchers
     handoff = _HANDOFF
+    loads = json.loads
+    audio_deltas = _AUDIO_DELTAS
 
     async def receive_valid(*args: Any, **kwargs: Any) -> Any:
         while True:
@@ -104,14 +107,20 @@ def _guard_frames(ws: Any) -> None:
                 return msg
             data = msg.data
             try:
-                event = json.loads(data)
+                event = loads(data)
             except ValueError as e:
                 problem: str | None = f"not JSON: {e}"
             else:
+                # frame_problem's answer for a good frame, inline: this runs on every frame
+                if (
+                    type(event) is dict
+                    and type(kind := event.get("type")) is str
+                    and kind
+                    and (kind not in audio_deltas or type(event.get("delta")) is str)
+                ):
+                    handoff.pair = (data, event)
+                    return msg
                 problem = frame_problem(event)
-            if problem is None:
-                handoff.pair = (data, event)
-                return msg
             logger.warning(
                 "livekit_ext: dropped a realtime server frame (%s): %.120r", problem, data
             )

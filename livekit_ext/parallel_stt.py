@@ -251,8 +251,7 @@ def _identify(activity: Any, state: _State, stt_ev: Any, *, is_final: bool) -> t
 
 def _note_transcribed(session: Any, ev: Any) -> None:
     """Every transcript at the funnel: a realtime final marks when its utterance completed."""
-    state = _enabled_state(session)
-    if state is not None:
+    if ev.is_final and (state := _enabled_state(session)) is not None:
         state.note_transcribed(ev)
 
 

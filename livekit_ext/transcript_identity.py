@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from ._observe import observe_before_listeners
-from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
+from ._registry import (
+    ENGINE,
+    Feature,
+    Patcher,
+    Probe,
+    hook_errors_logged,
+    hook_failed,
+    when_active,
+)
 from ._timeline import parse_duration
 from ._tracks import (
     PipelineTrack,
@@ -93,34 +101,23 @@ _TURN_MESSAGE_ID: contextvars.ContextVar[_OneShotId | None] = contextvars.Contex
 )
 
 
-class born:  # lower case: used like contextlib's context managers
-    """Mark every event that reaches the funnel inside this block as coming from ``origin``.
-
-    A class, not a ``@contextmanager`` generator: it runs on every realtime transcript.
-    """
-
-    __slots__ = ("origin", "token")
-
-    def __init__(self, origin: Origin | None) -> None:
-        self.origin = origin
-
-    def __enter__(self) -> None:
-        self.token = _ORIGIN.set(self.origin)
-
-    def __exit__(self, *exc: object) -> None:
-        _ORIGIN.reset(self.token)
-
-
-def _set_field(ev: Any, name: str, value: Any) -> None:
-    """What pydantic's ``__setattr__`` does for a field of a model without assignment
-    validation (the event's config), minus its dispatch: this runs on every transcript."""
-    ev.__dict__[name] = value
-    ev.__pydantic_fields_set__.add(name)
+def call_born_of(origin: Origin | None, wrapped: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """Call ``wrapped``; every event that reaches the funnel meanwhile came from ``origin``."""
+    token = _ORIGIN.set(origin)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _ORIGIN.reset(token)
 
 
 def enrich(ev: Any, origin: Origin) -> None:
-    """Fill the identity fields of ``ev`` from ``origin``; upstream's own values win."""
+    """Fill the identity fields of ``ev`` from ``origin``; upstream's own values win.
+
+    Fields are set as pydantic's ``__setattr__`` sets a field of a model without assignment
+    validation (the event's config), minus its dispatch: this runs on every transcript.
+    """
     fields = ev.__dict__
+    fields_set = ev.__pydantic_fields_set__
     item_id = fields.get("item_id")
     if item_id is None:
         item_id = origin.item_id
@@ -128,12 +125,15 @@ def enrich(ev: Any, origin: Origin) -> None:
             item_id = origin.resolve_item()
         if item_id is None:
             logger.debug("livekit_ext: a %s transcript has no item id to attach", origin.source)
-        _set_field(ev, "item_id", item_id)
+        fields["item_id"] = item_id
+        fields_set.add("item_id")
     if fields.get("source") is None:
-        _set_field(ev, "source", origin.source)
+        fields["source"] = origin.source
+        fields_set.add("source")
     if fields.get("speech_started_at") is None and item_id is not None:
         created = ev.created_at
-        _set_field(ev, "speech_started_at", min(origin.starts.start_of(item_id, created), created))
+        fields["speech_started_at"] = min(origin.starts.start_of(item_id, created), created)
+        fields_set.add("speech_started_at")
 
 
 # -- wrappers ------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def _funnel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) 
         for stamp in FUNNEL.stampers:
             stamp(ev)
         origin = _ORIGIN.get()
-        with hook_errors_logged("enriching user_input_transcribed"):
+        try:
             track = session_track(instance)
             if origin is not None:
                 enrich(ev, origin)
@@ -189,6 +189,8 @@ def _funnel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) 
                 track.log.record(ev)
             for observe in FUNNEL.observers:
                 observe(instance, ev)
+        except Exception:
+            hook_failed("enriching user_input_transcribed")
     return wrapped(*args, **kwargs)
 
 
@@ -223,16 +225,18 @@ def _on_realtime_transcription(
     wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
 ) -> Any:
     origin = None
-    with hook_errors_logged("reading a realtime transcription"):
+    try:
         ev = args[0] if args else kwargs.get("ev")
-        if (track := _rt_track_of(instance)) is not None:
+        if (rt_session := getattr(instance, "_rt_session", None)) is not None:
+            track = realtime_track(rt_session)
             item_id = getattr(ev, "item_id", None) or None
             if item_id is not None:
                 track.bind_pending(item_id)
                 track.transcribing_item = item_id
             origin = Origin(source="realtime", starts=track, item_id=item_id)
-    with born(origin):
-        return wrapped(*args, **kwargs)
+    except Exception:
+        hook_failed("reading a realtime transcription")
+    return call_born_of(origin, wrapped, args, kwargs)
 
 
 @when_active(FEATURE)
@@ -240,7 +244,7 @@ def _on_realtime_speech_stopped(
     wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
 ) -> Any:
     origin = None
-    with hook_errors_logged("reading a realtime speech stop"):
+    try:
         if (track := _rt_track_of(instance)) is not None:
             if track.provider is None:
                 # no better source: the framework's own event, which names no item; the
@@ -250,8 +254,9 @@ def _on_realtime_speech_stopped(
             else:
                 item_id = track.last_stopped_item
             origin = Origin(source="realtime", starts=track, item_id=item_id)
-    with born(origin):
-        return wrapped(*args, **kwargs)
+    except Exception:
+        hook_failed("reading a realtime speech stop")
+    return call_born_of(origin, wrapped, args, kwargs)
 
 
 @when_active(FEATURE)
@@ -260,10 +265,12 @@ def _on_realtime_speech_started(
 ) -> Any:
     """Any realtime plugin's ``input_speech_started``: a speech start, where the session has
     no provider-specific source (which would know the item id, and know it as early)."""
-    with hook_errors_logged("reading a realtime speech start"):
+    try:
         if (track := _rt_track_of(instance)) is not None and track.provider is None:
             track.transcribing_item = None  # a new utterance: its id comes with its transcript
             track.signal("started", None, time.time())
+    except Exception:
+        hook_failed("reading a realtime speech start")
     return wrapped(*args, **kwargs)
 
 
@@ -283,11 +290,12 @@ async def _on_activity_start(
 @when_active(FEATURE)
 def _on_stt_transcript(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
     origin = None
-    with hook_errors_logged("reading an STT transcript"):
+    try:
         track = pipeline_track(instance._session)
         origin = Origin(source="stt", starts=track, resolve_item=track.turn_id)
-    with born(origin):
-        return wrapped(*args, **kwargs)
+    except Exception:
+        hook_failed("reading an STT transcript")
+    return call_born_of(origin, wrapped, args, kwargs)
 
 
 @when_active(FEATURE)
@@ -403,7 +411,10 @@ def _on_realtime_session_init(
         # an observer on this session's emit, not a listener: the emitter would inspect a
         # listener's signature at every raw event
         observe_before_listeners(
-            instance, "openai_server_event_received", functools.partial(_on_openai_event, track)
+            instance,
+            "openai_server_event_received",
+            functools.partial(_on_openai_event, track),
+            types=_TRACKED_OPENAI_EVENTS,
         )
         if type(instance).__module__.startswith(_AZURE_VOICE_LIVE):
             observe_before_listeners(
@@ -424,11 +435,7 @@ _TRACKED_OPENAI_EVENTS = (
 
 
 def _on_openai_event(track: RealtimeTrack, event: Any) -> None:
-    # every raw event passes here: leave the ones that say nothing about speech at once
-    if type(event) is dict:
-        kind = event.get("type")
-        if type(kind) is not str or kind not in _TRACKED_OPENAI_EVENTS:
-            return
+    """A raw server event that says something about speech (or is not even an object)."""
     if not ENGINE.is_active(FEATURE):
         return
     with hook_errors_logged("reading an OpenAI realtime server event"):

@@ -62,7 +62,7 @@ class TranscriptLog:
         transcripts (the speech-stop marker) are skipped."""
         if not getattr(ev, "transcript", ""):
             return
-        source = source or identity(ev).source
+        source = source or getattr(ev, "source", None)
         self._latest[(source, False)] = self._latest[(None, False)] = ev
         if ev.is_final:
             self._latest[(source, True)] = self._latest[(None, True)] = ev

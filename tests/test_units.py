@@ -4,6 +4,7 @@ the malformed-frames probe's recognition of the patched parser."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import types
@@ -15,6 +16,7 @@ from livekit import rtc
 from livekit.agents.voice.events import UserInputTranscribedEvent
 
 import livekit_ext
+from livekit_ext import _tracks
 from livekit_ext._registry import Patcher, Wrapper
 from livekit_ext._timeline import AudioTimeline, parse_duration
 from livekit_ext._tracks import RealtimeTrack, _BoundedMap
@@ -65,6 +67,30 @@ def test_bounded_map_forgets_the_oldest() -> None:
     for i in range(10):
         m[f"k{i}"] = float(i)
     assert list(m) == ["k7", "k8", "k9"]
+
+
+class _Owner:
+    pass
+
+
+def test_a_track_is_one_per_owner_and_dies_with_it() -> None:
+    tracks = _tracks.TrackMap(RealtimeTrack)
+    first, second = _Owner(), _Owner()
+    track = tracks.create(first)
+    assert tracks.get(first) is track and tracks.get(second) is None
+    tracks.create(second)
+    assert len(tracks) == 2
+    del first
+    gc.collect()
+    assert len(tracks) == 1 and tracks.get(second) is not None
+    # the module's own maps, as every feature reads them
+    owner = _Owner()
+    assert _tracks.realtime_track(owner) is _tracks.realtime_track(owner)
+    assert _tracks.session_track(owner) is _tracks.session_track(owner)
+    before = len(_tracks.session_tracks)
+    del owner
+    gc.collect()
+    assert len(_tracks.session_tracks) == before - 1
 
 
 class _FakeSession(rtc.EventEmitter[str]):
