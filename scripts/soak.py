@@ -5,14 +5,14 @@
     python scripts/soak.py --utterances 20000
 
 Each mode runs in its own child process (so one mode's freed memory never flatters the
-other's RSS), the two in lockstep, a chunk of 1,000 utterances at a time: a real
+other's RSS), the two in lockstep, a chunk of 100 utterances at a time: a real
 AgentSession with the real OpenAI realtime plugin (connected to the loopback server) is
 driven with the raw server events of every utterance through the session handlers the
 receive loop calls, no sleeps (the approach of ``bench.py``, from ``_drive``). Stock:
 ``revert()``, a plain listener. Patched: the extension applied with ``Utterances`` and
-``transcripts()`` attached. Upstream's own history (the chat contexts) is emptied after
-every chunk in both, as an agent that trims its context would. Printed per mode: the peak
-entry count of every per-session structure of livekit_ext (sampled after every chunk), RSS
+``transcripts()`` attached. Upstream's own history (the chat contexts) is emptied every
+1,000 utterances in both, as an agent that trims its context would. Printed per mode: the
+peak entry count of every per-session structure of livekit_ext (sampled as it is emptied), RSS
 growth over the drive, and utterances per CPU second (wall time too). The throughput ratio
 is the median over chunks of stock / patched CPU time, the two modes' chunks run back to
 back: the machine's speed drifts over minutes, and runs one after the other would measure
@@ -36,6 +36,7 @@ from _drive import dispatcher, forget_history, utterance_events
 
 DELTAS = 2
 SAMPLE_EVERY = 1000
+CHUNK = 100  # utterances one mode runs before the other takes its turn
 _SIZED = (dict, list, set, frozenset, tuple)
 
 
@@ -87,7 +88,7 @@ def structures(session: Any, rt_session: Any, utterances: Any) -> dict[str, int]
 
 
 async def drive(mode: str, count: int) -> dict[str, Any]:
-    """One mode's session, SAMPLE_EVERY utterances each time the parent says ``run``."""
+    """One mode's session, CHUNK utterances each time the parent says ``run``."""
     import livekit_ext
     from livekit_ext.testing import OpenAIRealtimeServer
     from livekit_ext.testing.sessions import openai_realtime_session
@@ -113,21 +114,23 @@ async def drive(mode: str, count: int) -> dict[str, Any]:
         peaks: dict[str, int] = {}
         rss_before = rss_mb()
         elapsed = cpu = 0.0
-        for chunk_start in range(0, count, SAMPLE_EVERY):
+        for chunk_start in range(0, count, CHUNK):
             if sys.stdin.readline().strip() != "run":
                 raise SystemExit("soak child: the parent stopped early")
+            chunk_end = min(count, chunk_start + CHUNK)
             started, cpu_started = time.perf_counter(), time.process_time()
-            for n in range(chunk_start, min(count, chunk_start + SAMPLE_EVERY)):
+            for n in range(chunk_start, chunk_end):
                 for event in utterance_events(n, mode, DELTAS):
                     dispatch(json.dumps(event))
             chunk_cpu = time.process_time() - cpu_started
             elapsed += time.perf_counter() - started
             cpu += chunk_cpu
-            forget_history(session)
-            rec.transcripts.clear()
-            if patched:
-                for path, size in structures(session, rt_session, utterances).items():
-                    peaks[path] = max(peaks.get(path, 0), size)
+            if chunk_end % SAMPLE_EVERY == 0 or chunk_end == count:
+                forget_history(session)
+                rec.transcripts.clear()
+                if patched:
+                    for path, size in structures(session, rt_session, utterances).items():
+                        peaks[path] = max(peaks.get(path, 0), size)
             await asyncio.sleep(0)  # let the session's tasks drain
             print(json.dumps({"chunk_cpu": chunk_cpu}), flush=True)
         rss_after = rss_mb()
@@ -168,7 +171,7 @@ def run_children(count: int) -> tuple[dict[str, Any], dict[str, Any], list[float
         return dict(json.loads(child.stdout.readline()))
 
     ratios: list[float] = []
-    for chunk in range((count + SAMPLE_EVERY - 1) // SAMPLE_EVERY):
+    for chunk in range((count + CHUNK - 1) // CHUNK):
         order = ("stock", "patched") if chunk % 2 else ("patched", "stock")
         cpu = {mode: step(mode)["chunk_cpu"] for mode in order}
         ratios.append(cpu["stock"] / cpu["patched"])
@@ -206,7 +209,7 @@ def main() -> int:
     # per chunk, the two modes back to back: the median of their ratios cancels the drift
     speed = statistics.median(ratios)
     print(
-        f"throughput patched / stock per chunk of {SAMPLE_EVERY}: median {speed:.2f}, "
+        f"throughput patched / stock per chunk of {CHUNK}: median {speed:.2f}, "
         f"whole runs {stock['cpu_seconds'] / patched['cpu_seconds']:.2f}"
     )
     ok = peak <= 1000 and extra_rss <= 20 and speed >= 0.95
