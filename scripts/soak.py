@@ -177,8 +177,10 @@ def run_children(count: int) -> tuple[dict[str, Any], dict[str, Any], list[float
         ratios.append(cpu["stock"] / cpu["patched"])
     results = {}
     for mode, child in children.items():
-        out, _ = child.communicate()
-        if child.returncode:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.close()
+        out = child.stdout.read()  # not communicate(): readline() may hold the last line
+        if child.wait():
             raise SystemExit(f"soak child {mode} failed ({child.returncode})")
         results[mode] = dict(json.loads(out.strip().splitlines()[-1]))
     return results["stock"], results["patched"], ratios
