@@ -19,7 +19,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from ._timeline import AudioTimeline
 from .transcripts import TranscriptLog
@@ -29,6 +29,7 @@ logger = logging.getLogger("livekit_ext")
 T = TypeVar("T")
 
 _MAX_TRACKED_ITEMS = 512
+_set_ordered = OrderedDict.__setitem__
 _PENDING_START_MAX_AGE = 30.0  # seconds a speech start may wait for its item before it is stale
 
 
@@ -40,14 +41,16 @@ class _BoundedMap(OrderedDict[str, float]):
         self._limit = limit
 
     def __setitem__(self, key: str, value: float) -> None:
-        super().__setitem__(key, value)
-        while len(self) > self._limit:
+        _set_ordered(self, key, value)  # not super(): this runs per speech start and stop
+        if len(self) > self._limit:  # one entry in, at most one out
             self.popitem(last=False)
 
 
-@dataclass(frozen=True)
-class SpeechSignal:
-    """The user started or stopped speaking in one session, as soon as something said so."""
+class SpeechSignal(NamedTuple):
+    """The user started or stopped speaking in one session, as soon as something said so.
+
+    Immutable; a tuple rather than a frozen dataclass, which costs more to build (one per
+    speech start and stop)."""
 
     kind: Literal["started", "stopped"]
     item_id: str | None
@@ -106,8 +109,8 @@ class _BoundedText(OrderedDict[str, str]):
     """Like :class:`_BoundedMap`, for text."""
 
     def __setitem__(self, key: str, value: str) -> None:
-        super().__setitem__(key, value)
-        while len(self) > _MAX_TRACKED_ITEMS:
+        _set_ordered(self, key, value)
+        if len(self) > _MAX_TRACKED_ITEMS:
             self.popitem(last=False)
 
 

@@ -438,7 +438,7 @@ def _on_openai_event(track: RealtimeTrack, event: Any) -> None:
     """A raw server event that says something about speech (or is not even an object)."""
     if not ENGINE.is_active(FEATURE):
         return
-    with hook_errors_logged("reading an OpenAI realtime server event"):
+    try:
         if not isinstance(event, dict):
             logger.warning("livekit_ext: ignoring a non-object realtime server event: %r", event)
             return
@@ -471,6 +471,8 @@ def _on_openai_event(track: RealtimeTrack, event: Any) -> None:
                 item_id,
                 track.stops.get(item_id, time.time()) if item_id else time.time(),
             )
+    except Exception:
+        hook_failed("reading an OpenAI realtime server event")
 
 
 _AZURE_VOICE_LIVE = "livekit.plugins.azure.realtime"

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, overload
 from livekit import rtc
 
 from ._observe import observe_before_listeners
-from .identity import Source, identity
+from .identity import Source
 
 if TYPE_CHECKING:
     from ._tracks import SpeechSignal
@@ -56,7 +56,7 @@ class Utterance:
     """Wall-clock time at which the user stopped speaking, once known."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
     transcript: str = ""
     final: bool = False
@@ -96,6 +96,8 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         """A stop no source could name, held for the utterance to come (see below)."""
         self._unnamed_start = False
         """A start no source could name came after the newest utterance began."""
+        self._wanted: set[str] = set()
+        """Events a callback was ever registered for: the others build no ``Utterance``."""
         observe_before_listeners(session, "user_input_transcribed", self._on_transcribed)
         self._unsubscribe_speech = self._subscribe_speech(session)
 
@@ -135,6 +137,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         if callback is None:  # used as a decorator
             return lambda callback: self._register(event, callback, once=once)
         listener = self._listener(event, callback)
+        self._wanted.add(event)
         if once:
             call = listener
 
@@ -233,10 +236,13 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             logger.exception("livekit_ext.Utterances: failed to handle a transcript event")
 
     def _handle(self, ev: Any) -> None:
-        ident = identity(ev)
-        if self._source is not None and ident.source != self._source:
+        # fields read directly, not through identity(), and an event fired only if someone
+        # listens: this runs on every transcript
+        source = getattr(ev, "source", None)
+        if self._source is not None and source != self._source:
             return
-        if ident.item_id is None:
+        item_id: str | None = getattr(ev, "item_id", None)
+        if item_id is None:
             if not ev.transcript and not ev.is_final:
                 # a speech-stop interim with no id (e.g. AWS Nova Sonic): nothing to dedup
                 logger.debug("livekit_ext.Utterances: an empty interim without item_id skipped")
@@ -248,25 +254,29 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
                     "(is livekit_ext applied? see livekit_ext.status())"
                 )
             return
-        item = self._items.get(ident.item_id)
+        started_at: float | None = getattr(ev, "speech_started_at", None)
+        item = self._items.get(item_id)
         if item is None:
-            item = self._new_item(ident.item_id, ident.speech_started_at)
-            self._emit("utterance_started", ident.item_id, item, ev)
+            item = self._new_item(item_id, started_at)
+            if "utterance_started" in self._wanted:
+                self._fire("utterance_started", item_id, item, started_at, source, ev)
             if self._pending_stop is not None:  # the stop no source could name was this one's
-                self._stop(ident.item_id, item, self._pending_stop)
+                self._stop(item_id, item, self._pending_stop)
         if item.final:
             logger.debug(
                 "livekit_ext.Utterances: %s after the final of %s ignored",
                 "final" if ev.is_final else "interim",
-                ident.item_id,
+                item_id,
             )
             return
         if ev.is_final:
             item.transcript, item.final = ev.transcript, True
-            self._emit("utterance_final", ident.item_id, item, ev)
+            if "utterance_final" in self._wanted:
+                self._fire("utterance_final", item_id, item, started_at, source, ev)
         elif ev.transcript and ev.transcript != item.transcript:
             item.transcript = ev.transcript
-            self._emit("utterance_updated", ident.item_id, item, ev)
+            if "utterance_updated" in self._wanted:
+                self._fire("utterance_updated", item_id, item, started_at, source, ev)
 
     def _new_item(self, item_id: str, speech_started_at: float | None) -> _Item:
         self._unnamed_start = False
@@ -274,10 +284,6 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         while len(self._items) > self._max_items:
             self._items.popitem(last=False)
         return item
-
-    def _emit(self, name: UtteranceEventName, item_id: str, item: _Item, ev: Any) -> None:
-        ident = identity(ev)
-        self._fire(name, item_id, item, ident.speech_started_at, ident.source, ev)
 
     def _fire(
         self,
@@ -288,6 +294,8 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         source: Source | None,
         ev: Any,
     ) -> None:
+        if source not in ("realtime", "stt"):
+            source = None
         self.emit(
             name,
             Utterance(
@@ -326,7 +334,8 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             if signal.item_id is None or signal.item_id in self._items:
                 return  # unnamed: started comes with the first transcript, as without a signal
             item = self._new_item(signal.item_id, signal.at)
-            self._emit_signal("utterance_started", signal.item_id, item, source)
+            if "utterance_started" in self._wanted:
+                self._fire("utterance_started", signal.item_id, item, signal.at, source, None)
             return
         item_id = signal.item_id
         if item_id is None:
@@ -340,7 +349,8 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         known = self._items.get(item_id)
         if known is None:  # the start was missed (Utterances made mid-speech): both, in order
             known = self._new_item(item_id, None)
-            self._emit_signal("utterance_started", item_id, known, source)
+            if "utterance_started" in self._wanted:
+                self._fire("utterance_started", item_id, known, None, source, None)
         self._stop(item_id, known, signal.at, source)
 
     def _stop(self, item_id: str, item: _Item, at: float, source: Source | None = None) -> None:
@@ -348,12 +358,8 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         if item.stopped:
             return
         item.stopped, item.speech_stopped_at = True, at
-        self._emit_signal("utterance_stopped", item_id, item, source)
-
-    def _emit_signal(
-        self, name: UtteranceEventName, item_id: str, item: _Item, source: Source | None
-    ) -> None:
-        self._fire(name, item_id, item, item.speech_started_at, source, None)
+        if "utterance_stopped" in self._wanted:
+            self._fire("utterance_stopped", item_id, item, item.speech_started_at, source, None)
 
 
 def _check_event_name(event: str) -> None:
