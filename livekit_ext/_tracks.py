@@ -27,20 +27,21 @@ from .transcripts import TranscriptLog
 logger = logging.getLogger("livekit_ext")
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 _MAX_TRACKED_ITEMS = 512
 _set_ordered = OrderedDict.__setitem__
 _PENDING_START_MAX_AGE = 30.0  # seconds a speech start may wait for its item before it is stale
 
 
-class _BoundedMap(OrderedDict[str, float]):
+class _BoundedMap(OrderedDict[str, V]):
     """An insertion-ordered map that forgets its oldest entries past a fixed size."""
 
     def __init__(self, limit: int = _MAX_TRACKED_ITEMS) -> None:
         super().__init__()
         self._limit = limit
 
-    def __setitem__(self, key: str, value: float) -> None:
+    def __setitem__(self, key: str, value: V) -> None:
         _set_ordered(self, key, value)  # not super(): this runs per speech start and stop
         if len(self) > self._limit:  # one entry in, at most one out
             self.popitem(last=False)
@@ -105,22 +106,13 @@ class SpeechSignals:
             self._subscribers = [r for r in self._subscribers if r() is not None]
 
 
-class _BoundedText(OrderedDict[str, str]):
-    """Like :class:`_BoundedMap`, for text."""
-
-    def __setitem__(self, key: str, value: str) -> None:
-        _set_ordered(self, key, value)
-        if len(self) > _MAX_TRACKED_ITEMS:
-            self.popitem(last=False)
-
-
 class RealtimeTrack:
     """What one realtime session has told us about user speech, bounded."""
 
     def __init__(self) -> None:
         self.timeline = AudioTimeline()
-        self.starts = _BoundedMap()
-        self.stops = _BoundedMap()
+        self.starts: _BoundedMap[float] = _BoundedMap()
+        self.stops: _BoundedMap[float] = _BoundedMap()
         self.last_stopped_item: str | None = None
         self.connections = 0
         self._pending_provider_start: float | None = None
@@ -137,9 +129,9 @@ class RealtimeTrack:
         speech stop (which names no item) stops, where no provider-specific source is seen."""
         self.signals: SpeechSignals | None = None
         """The speech signals of the AgentSession this realtime session serves, once known."""
-        self.interims = _BoundedText()
+        self.interims: _BoundedMap[str] = _BoundedMap()
         """Gemini: the interim text so far per item (opt-in interim transcripts)."""
-        self.interims_closed = _BoundedMap()
+        self.interims_closed: _BoundedMap[float] = _BoundedMap()
         """Gemini: items whose final text arrived; their later interims are stale."""
 
     def signal(self, kind: Literal["started", "stopped"], item_id: str | None, at: float) -> None:
@@ -220,7 +212,7 @@ class PipelineTrack:
     """The STT pipeline's user turns: one id per turn, shared with the committed ChatMessage."""
 
     def __init__(self) -> None:
-        self.starts = _BoundedMap()
+        self.starts: _BoundedMap[float] = _BoundedMap()
         self.current_turn: str | None = None
         self._pending_vad_start: float | None = None
         self._turn_heard = False

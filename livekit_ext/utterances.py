@@ -236,8 +236,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             logger.exception("livekit_ext.Utterances: failed to handle a transcript event")
 
     def _handle(self, ev: Any) -> None:
-        # fields read directly, not through identity(), and an event fired only if someone
-        # listens: this runs on every transcript
+        # the identity fields read directly, not through identity(): this runs per transcript
         source = getattr(ev, "source", None)
         if self._source is not None and source != self._source:
             return
@@ -258,8 +257,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         item = self._items.get(item_id)
         if item is None:
             item = self._new_item(item_id, started_at)
-            if "utterance_started" in self._wanted:
-                self._fire("utterance_started", item_id, item, started_at, source, ev)
+            self._fire("utterance_started", item_id, item, started_at, source, ev)
             if self._pending_stop is not None:  # the stop no source could name was this one's
                 self._stop(item_id, item, self._pending_stop)
         if item.final:
@@ -271,12 +269,10 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             return
         if ev.is_final:
             item.transcript, item.final = ev.transcript, True
-            if "utterance_final" in self._wanted:
-                self._fire("utterance_final", item_id, item, started_at, source, ev)
+            self._fire("utterance_final", item_id, item, started_at, source, ev)
         elif ev.transcript and ev.transcript != item.transcript:
             item.transcript = ev.transcript
-            if "utterance_updated" in self._wanted:
-                self._fire("utterance_updated", item_id, item, started_at, source, ev)
+            self._fire("utterance_updated", item_id, item, started_at, source, ev)
 
     def _new_item(self, item_id: str, speech_started_at: float | None) -> _Item:
         self._unnamed_start = False
@@ -294,6 +290,8 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         source: Source | None,
         ev: Any,
     ) -> None:
+        if name not in self._wanted:
+            return  # nobody listens: no Utterance to build (this runs on every transcript)
         if source not in ("realtime", "stt"):
             source = None
         self.emit(
@@ -334,8 +332,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             if signal.item_id is None or signal.item_id in self._items:
                 return  # unnamed: started comes with the first transcript, as without a signal
             item = self._new_item(signal.item_id, signal.at)
-            if "utterance_started" in self._wanted:
-                self._fire("utterance_started", signal.item_id, item, signal.at, source, None)
+            self._fire("utterance_started", signal.item_id, item, signal.at, source, None)
             return
         item_id = signal.item_id
         if item_id is None:
@@ -349,8 +346,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         known = self._items.get(item_id)
         if known is None:  # the start was missed (Utterances made mid-speech): both, in order
             known = self._new_item(item_id, None)
-            if "utterance_started" in self._wanted:
-                self._fire("utterance_started", item_id, known, None, source, None)
+            self._fire("utterance_started", item_id, known, None, source, None)
         self._stop(item_id, known, signal.at, source)
 
     def _stop(self, item_id: str, item: _Item, at: float, source: Source | None = None) -> None:
@@ -358,8 +354,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         if item.stopped:
             return
         item.stopped, item.speech_stopped_at = True, at
-        if "utterance_stopped" in self._wanted:
-            self._fire("utterance_stopped", item_id, item, item.speech_started_at, source, None)
+        self._fire("utterance_stopped", item_id, item, item.speech_started_at, source, None)
 
 
 def _check_event_name(event: str) -> None:

@@ -63,7 +63,7 @@ def test_durations_parse_like_protobuf_json() -> None:
 
 
 def test_bounded_map_forgets_the_oldest() -> None:
-    m = _BoundedMap(limit=3)
+    m: _BoundedMap[float] = _BoundedMap(limit=3)
     for i in range(10):
         m[f"k{i}"] = float(i)
     assert list(m) == ["k7", "k8", "k9"]
