@@ -69,41 +69,29 @@ SpeechSubscriber = Callable[[SpeechSignal], None]
 class SpeechSignals:
     """Publishes one session's speech starts and stops to its subscribers.
 
-    Subscribers are held weakly (a bound method through ``WeakMethod``): a subscriber such as
-    ``Utterances`` holds its session, and this publisher lives in a map weakly keyed by that
-    session, so a strong reference here would keep the session alive for ever.
+    Subscribers are held strongly by the session's track, which lives on the session: a
+    subscriber that holds the session (``Utterances``) lives as long as the session does, and
+    the two are freed together.
     """
 
     def __init__(self) -> None:
-        self._subscribers: list[Callable[[], SpeechSubscriber | None]] = []
+        self.subscribers: tuple[SpeechSubscriber, ...] = ()
 
     def subscribe(self, subscriber: SpeechSubscriber) -> Callable[[], None]:
         """Call ``subscriber`` with each signal from now on; returns the unsubscribe."""
-        ref: Callable[[], SpeechSubscriber | None]
-        if hasattr(subscriber, "__self__") and hasattr(subscriber, "__func__"):
-            ref = weakref.WeakMethod(subscriber)  # type: ignore[arg-type]
-        else:
-            ref = weakref.ref(subscriber)
-        self._subscribers.append(ref)
+        self.subscribers = (*self.subscribers, subscriber)
 
         def unsubscribe() -> None:
-            self._subscribers = [r for r in self._subscribers if r is not ref]
+            self.subscribers = tuple(s for s in self.subscribers if s is not subscriber)
 
         return unsubscribe
 
     def publish(self, signal: SpeechSignal) -> None:
-        alive = False
-        for ref in tuple(self._subscribers):
-            subscriber = ref()
-            if subscriber is None:
-                continue
-            alive = True
+        for subscriber in self.subscribers:
             try:
                 subscriber(signal)
             except Exception:
                 logger.exception("livekit_ext: a speech %s subscriber failed", signal.kind)
-        if not alive and self._subscribers:
-            self._subscribers = [r for r in self._subscribers if r() is not None]
 
 
 class RealtimeTrack:
@@ -136,10 +124,8 @@ class RealtimeTrack:
 
     def signal(self, kind: Literal["started", "stopped"], item_id: str | None, at: float) -> None:
         """Publish a speech start/stop to the owning session's subscribers (if it has one)."""
-        if self.signals is not None:
-            self.signals.publish(
-                SpeechSignal(kind=kind, item_id=item_id, at=at, origin=self.provider or "realtime")
-            )
+        if self.signals is not None and self.signals.subscribers:
+            self.signals.publish(SpeechSignal(kind, item_id, at, self.provider or "realtime"))
 
     def take_reserved_item(self) -> str | None:
         """The reserved id, once, unless its speech start has gone stale."""
@@ -271,47 +257,59 @@ class SessionTrack:
     warned_unpatched: bool = False
     speech: SpeechSignals = field(default_factory=SpeechSignals)
     """The session's speech starts and stops, published as they happen."""
+    stampers: tuple[Callable[[Any], None], ...] = ()
+    """Called with each user transcript at the funnel before it is enriched (``Funnel``)."""
+    observers: tuple[Callable[[Any], None], ...] = ()
+    """Called with each user transcript at the funnel once enriched (``Funnel``)."""
 
 
 class TrackMap(Generic[T]):
-    """Tracks keyed weakly by the upstream object they describe; an entry dies with it.
+    """Tracks of the upstream objects they describe, each kept on its object; it dies with it.
 
-    A plain dict of weak references, read directly by ``realtime_track``/``session_track``
-    (a ``WeakKeyDictionary`` would add a Python call to each of their several lookups per
-    upstream event).
+    The track is an attribute of the object (``attr``), not the value of a weakly keyed map:
+    a lookup is one attribute read (they run several times per upstream event), and what a
+    track holds may hold its object in turn (a subscriber such as ``Utterances`` holds its
+    session) without keeping it alive: that is a cycle the collector frees, where a
+    weakly keyed map's value holding its key would never be freed.
     """
 
-    def __init__(self, new: Callable[[], T]) -> None:
+    def __init__(self, new: Callable[[], T], attr: str) -> None:
         self._new = new
-        self.by_ref: dict[weakref.ref[Any], T] = {}
+        self.attr = attr
+        self._owners: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def create(self, owner: Any) -> T:
-        track = self.by_ref[weakref.ref(owner, self._forget)] = self._new()
+        track = self._new()
+        setattr(owner, self.attr, track)
+        self._owners.add(owner)
         return track
 
     def get(self, owner: Any) -> T | None:
-        return self.by_ref.get(weakref.ref(owner))
+        return getattr(owner, self.attr, None)
 
-    def _forget(self, ref: weakref.ref[Any]) -> None:
-        self.by_ref.pop(ref, None)
+    def owners(self) -> list[Any]:
+        """The live objects that have a track."""
+        return list(self._owners)
 
     def __len__(self) -> int:
-        return len(self.by_ref)
+        return len(self._owners)
 
 
-realtime_tracks: TrackMap[RealtimeTrack] = TrackMap(RealtimeTrack)
-session_tracks: TrackMap[SessionTrack] = TrackMap(SessionTrack)
-_realtime_by_ref = realtime_tracks.by_ref
-_session_by_ref = session_tracks.by_ref
+REALTIME_TRACK = "_livekit_ext_realtime_track"
+"""The attribute holding a realtime session's track (read inline by the per-event hooks)."""
+SESSION_TRACK = "_livekit_ext_session_track"
+"""The attribute holding an AgentSession's track (read inline by the per-event hooks)."""
+realtime_tracks: TrackMap[RealtimeTrack] = TrackMap(RealtimeTrack, REALTIME_TRACK)
+session_tracks: TrackMap[SessionTrack] = TrackMap(SessionTrack, SESSION_TRACK)
 
 
 def realtime_track(rt_session: Any) -> RealtimeTrack:
-    track = _realtime_by_ref.get(weakref.ref(rt_session))
+    track: RealtimeTrack | None = getattr(rt_session, REALTIME_TRACK, None)
     return track if track is not None else realtime_tracks.create(rt_session)
 
 
 def session_track(agent_session: Any) -> SessionTrack:
-    track = _session_by_ref.get(weakref.ref(agent_session))
+    track: SessionTrack | None = getattr(agent_session, SESSION_TRACK, None)
     return track if track is not None else session_tracks.create(agent_session)
 
 

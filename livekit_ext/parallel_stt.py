@@ -140,9 +140,10 @@ class _State:
 
     def note_transcribed(self, ev: Any) -> None:
         """A realtime final went out: when it completed is an end for matching by time."""
-        ident = identity(ev)
-        if ev.is_final and ident.source == "realtime" and ident.item_id is not None:
-            self.completed.note(ident.item_id, ev.created_at)
+        if ev.is_final:
+            ident = identity(ev)
+            if ident.source == "realtime" and ident.item_id is not None:
+                self.completed.note(ident.item_id, ev.created_at)
 
 
 _states: WeakKeyDictionary[Any, _State] = WeakKeyDictionary()
@@ -173,7 +174,11 @@ def enable_parallel_stt(session: Any, *, window: int = 256) -> TranscriptLog:
     """
     _check_window(window)
     state = _state_of(session, window)
-    state.enabled = True
+    if not state.enabled:
+        state.enabled = True
+        # this session's transcripts only: other sessions' funnel runs no parallel STT hook
+        transcript_identity.FUNNEL.add_stamper(session, _stamp_upstreams_transcript)
+        transcript_identity.FUNNEL.add_observer(session, state.note_transcribed)
     if _native():
         session.parallel_stt = True
     elif not ENGINE.is_active(FEATURE):
@@ -247,12 +252,6 @@ def _identify(activity: Any, state: _State, stt_ev: Any, *, is_final: bool) -> t
     if is_final:
         state.utterances.finalized(utterance, at)
     return item_id, started
-
-
-def _note_transcribed(session: Any, ev: Any) -> None:
-    """Every transcript at the funnel: a realtime final marks when its utterance completed."""
-    if ev.is_final and (state := _enabled_state(session)) is not None:
-        state.note_transcribed(ev)
 
 
 def _stamp(call: _HookCall, ev: Any) -> None:
@@ -640,8 +639,6 @@ class ParallelSTT(Feature):
         patcher.wrap(AgentActivity, "on_interim_transcript", _transcript_hook(is_final=False))
         patcher.wrap(AgentActivity, "on_final_transcript", _transcript_hook(is_final=True))
         patcher.wrap(AgentActivity, "_on_error", _on_error)
-        transcript_identity.FUNNEL.add_stamper(patcher, _stamp_upstreams_transcript)
-        transcript_identity.FUNNEL.add_observer(patcher, _note_transcribed)
         patcher.wrap(AgentActivity, "on_end_of_turn", _on_end_of_turn)
         patcher.wrap(AgentSession, "_conversation_item_added", _conversation_item_added)
         patcher.wrap(ar.AudioRecognition, "_on_stt_event", _on_stt_event)

@@ -14,7 +14,7 @@ import functools
 import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -26,16 +26,21 @@ from ._registry import (
     Probe,
     hook_errors_logged,
     hook_failed,
+    is_wrapper,
     when_active,
 )
 from ._timeline import parse_duration
 from ._tracks import (
+    REALTIME_TRACK,
+    SESSION_TRACK,
     PipelineTrack,
     RealtimeTrack,
+    SessionTrack,
     SpeechSignal,
     pipeline_track,
     realtime_track,
     session_track,
+    session_tracks,
 )
 
 logger = logging.getLogger("livekit_ext")
@@ -71,7 +76,12 @@ def _new_fields() -> dict[str, Any]:
 _FIELD_NAMES = ("item_id", "speech_started_at", "source")
 
 
-class _Starts(Protocol):
+class _Track(Protocol):
+    """What a track knows of speech starts: those it has, and how to settle a new one."""
+
+    @property
+    def starts(self) -> Mapping[str, float]: ...
+
     def start_of(self, item_id: str, first_seen: float) -> float: ...
 
 
@@ -80,7 +90,7 @@ class Origin:
     """Where the event now passing through the funnel was born."""
 
     source: Source
-    starts: _Starts
+    track: _Track
     item_id: str | None = None
     resolve_item: Callable[[], str | None] | None = None
 
@@ -101,13 +111,9 @@ _TURN_MESSAGE_ID: contextvars.ContextVar[_OneShotId | None] = contextvars.Contex
 )
 
 
-def call_born_of(origin: Origin | None, wrapped: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-    """Call ``wrapped``; every event that reaches the funnel meanwhile came from ``origin``."""
-    token = _ORIGIN.set(origin)
-    try:
-        return wrapped(*args, **kwargs)
-    finally:
-        _ORIGIN.reset(token)
+_born_of = _ORIGIN.set
+"""``token = _born_of(origin)``: every event that reaches the funnel until
+``_ORIGIN.reset(token)`` came from ``origin`` (inline in the hooks: they run per event)."""
 
 
 def enrich(ev: Any, origin: Origin) -> None:
@@ -132,7 +138,10 @@ def enrich(ev: Any, origin: Origin) -> None:
         fields_set.add("source")
     if fields.get("speech_started_at") is None and item_id is not None:
         created = ev.created_at
-        fields["speech_started_at"] = min(origin.starts.start_of(item_id, created), created)
+        started = origin.track.starts.get(item_id)
+        if started is None:
+            started = origin.track.start_of(item_id, created)
+        fields["speech_started_at"] = started if started < created else created
         fields_set.add("speech_started_at")
 
 
@@ -140,33 +149,53 @@ def enrich(ev: Any, origin: Origin) -> None:
 
 
 Stamper = Callable[[Any], None]
-Observer = Callable[[Any, Any], None]
+Observer = Callable[[Any], None]
 
 
 class Funnel:
     """``AgentSession._user_input_transcribed``, which every user transcript passes once.
 
-    Other features plug in here through this API instead of wrapping the funnel again:
-    a *stamper* sees the event before it is enriched (parallel_stt names an STT transcript
-    upstream emits itself), an *observer* sees ``(session, event)`` once enriched, before the
-    session's listeners. Each registration is undone with the registering feature.
+    Code that needs a session's transcripts plugs in here, for that session only, instead of
+    wrapping the funnel again or the session's ``emit`` (which every session event would
+    pay): a *stamper* sees the event before it is enriched (parallel_stt names an STT
+    transcript upstream emits itself), an *observer* sees it once enriched, before the
+    session's listeners. Sessions with none pay nothing. Hooks are kept by the session's
+    track, which lives on the session: an observer may hold the session (``Utterances``).
     """
 
-    def __init__(self) -> None:
-        self.stampers: tuple[Stamper, ...] = ()
-        self.observers: tuple[Observer, ...] = ()
+    def carries(self, session: Any) -> bool:
+        """Whether ``session``'s transcripts pass our funnel (else: observe its ``emit``)."""
+        return ENGINE.is_active(FEATURE) and is_wrapper(
+            getattr(type(session), "_user_input_transcribed", None)
+        )
 
-    def add_stamper(self, patcher: Patcher, stamper: Stamper) -> None:
-        self.stampers = (*self.stampers, stamper)
-        patcher.on_undo(lambda: self._remove(stamper))
+    def add_stamper(self, session: Any, stamper: Stamper) -> Callable[[], None]:
+        track = session_track(session)
+        track.stampers = (*track.stampers, stamper)
+        return lambda: self._remove(track, stamper)
 
-    def add_observer(self, patcher: Patcher, observer: Observer) -> None:
-        self.observers = (*self.observers, observer)
-        patcher.on_undo(lambda: self._remove(observer))
+    def add_observer(self, session: Any, observer: Observer) -> Callable[[], None]:
+        track = session_track(session)
+        track.observers = (*track.observers, observer)
+        return lambda: self._remove(track, observer)
 
-    def _remove(self, hook: Any) -> None:
-        self.stampers = tuple(h for h in self.stampers if h is not hook)
-        self.observers = tuple(h for h in self.observers if h is not hook)
+    @staticmethod
+    def _remove(track: SessionTrack, hook: Any) -> None:
+        track.stampers = tuple(h for h in track.stampers if h is not hook)
+        track.observers = tuple(h for h in track.observers if h is not hook)
+
+    @staticmethod
+    def _observers_to_emit() -> None:
+        """The feature is reverted, the funnel is upstream's again: each session's observers
+        go on seeing its transcripts, at its ``emit``."""
+        for session in session_tracks.owners():
+            track = session_tracks.get(session)
+            if track is None or not track.observers:
+                continue
+            for observer in track.observers:
+                if callable(getattr(session, "emit", None)):
+                    observe_before_listeners(session, "user_input_transcribed", observer)
+            track.observers = ()
 
 
 FUNNEL = Funnel()
@@ -176,21 +205,27 @@ FUNNEL = Funnel()
 def _funnel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
     if args:
         ev = args[0]
-        for stamp in FUNNEL.stampers:
-            stamp(ev)
-        origin = _ORIGIN.get()
         try:
-            track = session_track(instance)
+            track: SessionTrack | None = getattr(instance, SESSION_TRACK, None)
+            if track is None:
+                track = session_track(instance)
+            for stamp in track.stampers:
+                stamp(ev)
+            origin = _ORIGIN.get()
             if origin is not None:
                 enrich(ev, origin)
             elif not track.started_patched and ev.__dict__.get("source") is None:
                 _warn_started_unpatched(instance, track)
             if track.log_recorded_at_funnel:
                 track.log.record(ev)
-            for observe in FUNNEL.observers:
-                observe(instance, ev)
         except Exception:
             hook_failed("enriching user_input_transcribed")
+        else:
+            for observe in track.observers:
+                try:
+                    observe(ev)
+                except Exception:
+                    hook_failed("observing user_input_transcribed")
     return wrapped(*args, **kwargs)
 
 
@@ -216,8 +251,13 @@ def _on_session_start(wrapped: Callable[..., Any], instance: Any, args: Any, kwa
 
 
 def _rt_track_of(activity: Any) -> RealtimeTrack | None:
+    """The track of the activity's realtime session, if it has one (one call: the hooks
+    that run per realtime event read the track's attribute inline)."""
     rt_session = getattr(activity, "_rt_session", None)
-    return realtime_track(rt_session) if rt_session is not None else None
+    if rt_session is None:
+        return None
+    track: RealtimeTrack | None = getattr(rt_session, REALTIME_TRACK, None)
+    return track if track is not None else realtime_track(rt_session)
 
 
 @when_active(FEATURE)
@@ -226,17 +266,21 @@ def _on_realtime_transcription(
 ) -> Any:
     origin = None
     try:
-        ev = args[0] if args else kwargs.get("ev")
-        if (rt_session := getattr(instance, "_rt_session", None)) is not None:
-            track = realtime_track(rt_session)
+        if (track := _rt_track_of(instance)) is not None:
+            ev = args[0] if args else kwargs.get("ev")
             item_id = getattr(ev, "item_id", None) or None
             if item_id is not None:
-                track.bind_pending(item_id)
+                if item_id not in track.starts:
+                    track.bind_pending(item_id)
                 track.transcribing_item = item_id
-            origin = Origin(source="realtime", starts=track, item_id=item_id)
+            origin = Origin("realtime", track, item_id)
     except Exception:
         hook_failed("reading a realtime transcription")
-    return call_born_of(origin, wrapped, args, kwargs)
+    token = _born_of(origin)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _ORIGIN.reset(token)
 
 
 @when_active(FEATURE)
@@ -253,10 +297,14 @@ def _on_realtime_speech_stopped(
                 track.signal("stopped", None, time.time())
             else:
                 item_id = track.last_stopped_item
-            origin = Origin(source="realtime", starts=track, item_id=item_id)
+            origin = Origin("realtime", track, item_id)
     except Exception:
         hook_failed("reading a realtime speech stop")
-    return call_born_of(origin, wrapped, args, kwargs)
+    token = _born_of(origin)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _ORIGIN.reset(token)
 
 
 @when_active(FEATURE)
@@ -292,10 +340,14 @@ def _on_stt_transcript(wrapped: Callable[..., Any], instance: Any, args: Any, kw
     origin = None
     try:
         track = pipeline_track(instance._session)
-        origin = Origin(source="stt", starts=track, resolve_item=track.turn_id)
+        origin = Origin("stt", track, resolve_item=track.turn_id)
     except Exception:
         hook_failed("reading an STT transcript")
-    return call_born_of(origin, wrapped, args, kwargs)
+    token = _born_of(origin)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _ORIGIN.reset(token)
 
 
 @when_active(FEATURE)
@@ -394,10 +446,12 @@ def _chat_message_init(wrapped: Callable[..., Any], instance: Any, args: Any, kw
 @when_active(FEATURE)
 def _on_push_audio(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
     result = wrapped(*args, **kwargs)
-    with hook_errors_logged("recording pushed audio"):
+    try:  # per audio frame pushed: try/hook_failed, not a context manager
         frame = args[0] if args else kwargs.get("frame")
-        if (track := _rt_track_of(instance)) is not None and frame is not None:
+        if frame is not None and (track := _rt_track_of(instance)) is not None:
             track.timeline.pushed(float(frame.duration))
+    except Exception:
+        hook_failed("recording pushed audio")
     return result
 
 
@@ -715,6 +769,7 @@ class TranscriptIdentity(Feature):
 
         self._add_fields(patcher)
         patcher.wrap(AgentSession, "_user_input_transcribed", _funnel)
+        patcher.on_undo(FUNNEL._observers_to_emit)
         patcher.wrap(AgentSession, "start", _on_session_start)
         patcher.wrap(
             AgentActivity, "_on_input_audio_transcription_completed", _on_realtime_transcription

@@ -33,7 +33,6 @@ class _Opted:
         self.placeholder = placeholder
         self.unsubscribe: Callable[[], None] | None = None
         self.room_ios: weakref.WeakSet[Any] = weakref.WeakSet()
-        self.on_speech: Callable[[SpeechSignal], None] | None = None
 
 
 _SESSIONS: weakref.WeakKeyDictionary[Any, _Opted] = weakref.WeakKeyDictionary()
@@ -69,7 +68,6 @@ def _placeholder_for(opted: _Opted) -> Callable[[SpeechSignal], None]:
             if output is not None:
                 asyncio.get_running_loop().create_task(_send_placeholder(output, signal.item_id))
 
-    opted.on_speech = on_speech  # held here: the session's publisher holds subscribers weakly
     return on_speech
 
 

@@ -98,8 +98,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         """A start no source could name came after the newest utterance began."""
         self._wanted: set[str] = set()
         """Events a callback was ever registered for: the others build no ``Utterance``."""
-        observe_before_listeners(session, "user_input_transcribed", self._on_transcribed)
-        self._unsubscribe_speech = self._subscribe_speech(session)
+        self._detach = _attach(session, self._on_transcribed, self._on_speech_signal)
 
     # -- listeners ------------------------------------------------------------------------
 
@@ -209,7 +208,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
     def close(self) -> None:
         """Stop observing the session. Async callbacks already running go on to the end."""
         self._closed = True
-        self._unsubscribe_speech()
+        self._detach()
 
     async def aclose(self) -> None:
         """Stop observing the session and wait for the async callbacks still running.
@@ -254,10 +253,12 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
                 )
             return
         started_at: float | None = getattr(ev, "speech_started_at", None)
+        wanted = self._wanted  # checked here, not in _fire: nobody listening builds nothing
         item = self._items.get(item_id)
         if item is None:
             item = self._new_item(item_id, started_at)
-            self._fire("utterance_started", item_id, item, started_at, source, ev)
+            if "utterance_started" in wanted:
+                self._fire("utterance_started", item_id, item, started_at, source, ev)
             if self._pending_stop is not None:  # the stop no source could name was this one's
                 self._stop(item_id, item, self._pending_stop)
         if item.final:
@@ -269,10 +270,12 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             return
         if ev.is_final:
             item.transcript, item.final = ev.transcript, True
-            self._fire("utterance_final", item_id, item, started_at, source, ev)
+            if "utterance_final" in wanted:
+                self._fire("utterance_final", item_id, item, started_at, source, ev)
         elif ev.transcript and ev.transcript != item.transcript:
             item.transcript = ev.transcript
-            self._fire("utterance_updated", item_id, item, started_at, source, ev)
+            if "utterance_updated" in wanted:
+                self._fire("utterance_updated", item_id, item, started_at, source, ev)
 
     def _new_item(self, item_id: str, speech_started_at: float | None) -> _Item:
         self._unnamed_start = False
@@ -290,8 +293,6 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         source: Source | None,
         ev: Any,
     ) -> None:
-        if name not in self._wanted:
-            return  # nobody listens: no Utterance to build (this runs on every transcript)
         if source not in ("realtime", "stt"):
             source = None
         self.emit(
@@ -309,20 +310,10 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
 
     # -- speech start / stop signals (the per-session tracks publish them) -----------------
 
-    def _subscribe_speech(self, session: Any) -> Callable[[], None]:
-        from ._tracks import session_track
-
-        return session_track(session).speech.subscribe(self._on_speech_signal)
-
     def _on_speech_signal(self, signal: SpeechSignal) -> None:
         if self._closed:
             return
-        try:
-            self._handle_speech_signal(signal)
-        except Exception:
-            logger.exception("livekit_ext.Utterances: failed to handle a speech %s", signal.kind)
-
-    def _handle_speech_signal(self, signal: SpeechSignal) -> None:
+        # errors: the publisher logs them
         source: Source = "stt" if signal.origin == "stt" else "realtime"
         if self._source is not None and source != self._source:
             return
@@ -332,7 +323,8 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             if signal.item_id is None or signal.item_id in self._items:
                 return  # unnamed: started comes with the first transcript, as without a signal
             item = self._new_item(signal.item_id, signal.at)
-            self._fire("utterance_started", signal.item_id, item, signal.at, source, None)
+            if "utterance_started" in self._wanted:
+                self._fire("utterance_started", signal.item_id, item, signal.at, source, None)
             return
         item_id = signal.item_id
         if item_id is None:
@@ -346,7 +338,8 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         known = self._items.get(item_id)
         if known is None:  # the start was missed (Utterances made mid-speech): both, in order
             known = self._new_item(item_id, None)
-            self._fire("utterance_started", item_id, known, None, source, None)
+            if "utterance_started" in self._wanted:
+                self._fire("utterance_started", item_id, known, None, source, None)
         self._stop(item_id, known, signal.at, source)
 
     def _stop(self, item_id: str, item: _Item, at: float, source: Source | None = None) -> None:
@@ -354,7 +347,8 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         if item.stopped:
             return
         item.stopped, item.speech_stopped_at = True, at
-        self._fire("utterance_stopped", item_id, item, item.speech_started_at, source, None)
+        if "utterance_stopped" in self._wanted:
+            self._fire("utterance_stopped", item_id, item, item.speech_started_at, source, None)
 
 
 def _check_event_name(event: str) -> None:
@@ -362,3 +356,35 @@ def _check_event_name(event: str) -> None:
         raise ValueError(
             f"Utterances has no event {event!r}; valid events: {', '.join(EVENT_NAMES)}"
         )
+
+
+def _attach(
+    session: Any,
+    on_transcribed: Callable[[Any], None],
+    on_speech: Callable[[SpeechSignal], None],
+) -> Callable[[], None]:
+    """Observe the session's transcripts and speech signals; returns the detach.
+
+    Transcripts are observed at our funnel where they pass it (one call per transcript), else
+    at the session's ``emit`` (one call per session event). Either way the session keeps the
+    observer, so an ``Utterances`` nobody holds lives as long as its session.
+    """
+    from ._tracks import session_track
+    from .transcript_identity import FUNNEL
+
+    if FUNNEL.carries(session):
+        stop_transcripts = FUNNEL.add_observer(session, on_transcribed)
+    else:
+        observe_before_listeners(session, "user_input_transcribed", on_transcribed)
+        stop_transcripts = _nothing  # once closed, the observer returns at once
+    stop_speech = session_track(session).speech.subscribe(on_speech)
+
+    def detach() -> None:
+        stop_transcripts()
+        stop_speech()
+
+    return detach
+
+
+def _nothing() -> None:
+    return None

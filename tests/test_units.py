@@ -8,6 +8,7 @@ import gc
 import json
 import sys
 import types
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -74,7 +75,7 @@ class _Owner:
 
 
 def test_a_track_is_one_per_owner_and_dies_with_it() -> None:
-    tracks = _tracks.TrackMap(RealtimeTrack)
+    tracks = _tracks.TrackMap(RealtimeTrack, "_test_track")
     first, second = _Owner(), _Owner()
     track = tracks.create(first)
     assert tracks.get(first) is track and tracks.get(second) is None
@@ -91,6 +92,17 @@ def test_a_track_is_one_per_owner_and_dies_with_it() -> None:
     del owner
     gc.collect()
     assert len(_tracks.session_tracks) == before - 1
+
+
+def test_a_track_holding_its_owner_does_not_keep_it_alive() -> None:
+    """A subscriber such as Utterances holds its session, and the session's track holds it."""
+    owner = _Owner()
+    track = _tracks.session_track(owner)
+    track.observers = (lambda ev, held=owner: None,)
+    ref = weakref.ref(owner)
+    del owner, track
+    gc.collect()
+    assert ref() is None
 
 
 class _FakeSession(rtc.EventEmitter[str]):
