@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ._registry import hook_failed
+
 
 def observe_before_listeners(
     emitter: Any,
@@ -24,6 +26,7 @@ def observe_before_listeners(
     one of these reach ``observer`` (any payload that is not a dict still does); the filter
     runs here because most raw events are audio the observer has no use for. A tuple:
     membership compares and never hashes, so an unhashable ``"type"`` is simply skipped.
+    An exception ``observer`` raises is logged, and the event goes on to the listeners.
     """
     emit = emitter.emit
 
@@ -31,7 +34,10 @@ def observe_before_listeners(
 
         def emit_observed(name: Any, *args: Any) -> None:
             if name == event and args:
-                observer(args[0])
+                try:
+                    observer(args[0])
+                except Exception:
+                    hook_failed(f"observing {event}")
             emit(name, *args)
 
     else:
@@ -39,10 +45,13 @@ def observe_before_listeners(
         def emit_observed(name: Any, *args: Any) -> None:
             if name == event and args:
                 payload = args[0]
-                if type(payload) is not dict or (
-                    type(kind := payload.get("type")) is str and kind in types
-                ):
-                    observer(payload)
+                try:
+                    if type(payload) is not dict or (
+                        type(kind := payload.get("type")) is str and kind in types
+                    ):
+                        observer(payload)
+                except Exception:
+                    hook_failed(f"observing {event}")
             emit(name, *args)
 
     emitter.emit = emit_observed

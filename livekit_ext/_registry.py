@@ -15,7 +15,7 @@ import logging
 import sys
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
 from typing import Any, ClassVar, Literal
@@ -59,6 +59,12 @@ class Patcher:
 
     def __init__(self) -> None:
         self._undo: list[Callable[[], None]] = []
+        self._wrapped: set[tuple[type, str]] = set()
+
+    def has_wrapped(self, owner: type, name: str) -> bool:
+        """Whether this patcher wrapped ``owner.name`` already (a class reachable from two
+        modules is wrapped once)."""
+        return (owner, name) in self._wrapped
 
     def wrap(self, owner: type, name: str, wrapper: Wrapper) -> None:
         """Wrap ``owner.name`` (own or inherited) with a ``(wrapped, instance, args, kwargs)`` wrapper.
@@ -68,6 +74,7 @@ class Patcher:
         on every listener at every emit, and that is ~100x slower on a wrapt proxy.
         """
         self.replace(owner, name, make_wrapper(inspect.getattr_static(owner, name), wrapper))
+        self._wrapped.add((owner, name))
 
     def replace(self, owner: Any, name: str, value: Any) -> None:
         # read the owner's own __dict__, never getattr: a class attribute read through getattr
@@ -247,6 +254,9 @@ class _Engine:
         self._features: dict[str, Feature] = {}
         # mutated in place, never rebound: wrappers hold this very dict to check activity
         self._patchers: dict[str, Patcher] = {}
+        self.active: Mapping[str, Patcher] = self._patchers
+        """The features in effect: ``name in ENGINE.active`` is ``is_active(name)`` without a
+        call, for the code that runs on every upstream event."""
         self._decided: dict[str, FeatureStatus] = {}
         self._wanted: set[str] = set()
         self._off_reason = "not applied; call livekit_ext.apply()"

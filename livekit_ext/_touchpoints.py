@@ -161,8 +161,40 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     _tp(
         TI,
         "wrap",
-        "each realtime session: observe its raw server events",
+        "each realtime session: its track (Azure Voice Live: observe its SDK events)",
         "livekit.agents.llm.realtime:RealtimeSession.__init__",
+    ),
+    _tp(
+        TI,
+        "wrap",
+        "OpenAI/Azure/xAI speech start: the item id and audio offset",
+        *_engine("RealtimeSession._handle_input_audio_buffer_speech_started"),
+    ),
+    _tp(
+        TI,
+        "wrap",
+        "OpenAI/Azure/xAI speech stop: the item id and audio offset",
+        *_engine("RealtimeSession._handle_input_audio_buffer_speech_stopped"),
+    ),
+    _tp(
+        TI,
+        "wrap",
+        "an OpenAI-protocol (re)connection: audio offsets count from zero again",
+        *_engine("RealtimeSession._create_ws_conn"),
+    ),
+    *(
+        _tp(
+            TI,
+            "wrap",
+            "the beta engine (to 1.4): the same speech handlers and connection",
+            f"{OPENAI_BETA}:RealtimeSessionBeta.{name}",
+            optional=True,
+        )
+        for name in (
+            "_handle_input_audio_buffer_speech_started",
+            "_handle_input_audio_buffer_speech_stopped",
+            "_create_ws_conn",
+        )
     ),
     _tp(TI, "call", "fresh utterance ids shaped like upstream's", "livekit.agents.utils:shortuuid"),
     _tp(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+import sys
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -266,7 +267,9 @@ def _on_realtime_transcription(
 ) -> Any:
     origin = None
     try:
-        if (track := _rt_track_of(instance)) is not None:
+        # the realtime session's track, made at its __init__; read inline (per event)
+        track = getattr(getattr(instance, "_rt_session", None), REALTIME_TRACK, None)
+        if track is not None:
             ev = args[0] if args else kwargs.get("ev")
             item_id = getattr(ev, "item_id", None) or None
             if item_id is not None:
@@ -289,7 +292,8 @@ def _on_realtime_speech_stopped(
 ) -> Any:
     origin = None
     try:
-        if (track := _rt_track_of(instance)) is not None:
+        track = getattr(getattr(instance, "_rt_session", None), REALTIME_TRACK, None)
+        if track is not None:
             if track.provider is None:
                 # no better source: the framework's own event, which names no item; the
                 # speech that stops is the one whose transcripts arrived since it started
@@ -314,7 +318,8 @@ def _on_realtime_speech_started(
     """Any realtime plugin's ``input_speech_started``: a speech start, where the session has
     no provider-specific source (which would know the item id, and know it as early)."""
     try:
-        if (track := _rt_track_of(instance)) is not None and track.provider is None:
+        track = getattr(getattr(instance, "_rt_session", None), REALTIME_TRACK, None)
+        if track is not None and track.provider is None:
             track.transcribing_item = None  # a new utterance: its id comes with its transcript
             track.signal("started", None, time.time())
     except Exception:
@@ -459,18 +464,13 @@ def _on_push_audio(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs
 def _on_realtime_session_init(
     wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
 ) -> Any:
+    """Every realtime session gets its track now (the per-event hooks read it inline)."""
     result = wrapped(*args, **kwargs)
     with hook_errors_logged("attaching to a realtime session"):
         track = realtime_track(instance)
-        # an observer on this session's emit, not a listener: the emitter would inspect a
-        # listener's signature at every raw event
-        observe_before_listeners(
-            instance,
-            "openai_server_event_received",
-            functools.partial(_on_openai_event, track),
-            types=_TRACKED_OPENAI_EVENTS,
-        )
         if type(instance).__module__.startswith(_AZURE_VOICE_LIVE):
+            # an observer on this session's emit, not a listener: the emitter would inspect
+            # a listener's signature at every event
             observe_before_listeners(
                 instance,
                 "azure_server_event_received",
@@ -479,54 +479,90 @@ def _on_realtime_session_init(
     return result
 
 
-# a tuple, not a set: membership then compares and never hashes, so an event whose "type" is
-# a list or an object (unhashable) is simply not tracked instead of raising into upstream's emit
-_TRACKED_OPENAI_EVENTS = (
-    "session.created",
-    "input_audio_buffer.speech_started",
-    "input_audio_buffer.speech_stopped",
+# -- OpenAI / Azure OpenAI / xAI: the engine's speech handlers -------------------------------
+
+_OPENAI_ENGINES = (
+    ("livekit.agents.llm._realtime.openai", "RealtimeSession"),  # 1.8+: in livekit-agents
+    ("livekit.plugins.openai.realtime.realtime_model", "RealtimeSession"),
+    ("livekit.plugins.openai.realtime.realtime_model_beta", "RealtimeSessionBeta"),
 )
+"""The OpenAI-protocol engines whose speech handlers are wrapped (subclasses such as xAI's
+and LiveKit inference's call them through ``super()``)."""
 
 
-def _on_openai_event(track: RealtimeTrack, event: Any) -> None:
-    """A raw server event that says something about speech (or is not even an object)."""
-    if not ENGINE.is_active(FEATURE):
-        return
+def _openai_track(rt_session: Any) -> RealtimeTrack:
+    track: RealtimeTrack | None = getattr(rt_session, REALTIME_TRACK, None)
+    return track if track is not None else realtime_track(rt_session)
+
+
+@when_active(FEATURE)
+def _on_openai_speech_started(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    """``input_audio_buffer.speech_started``: its item id and audio offset, which the
+    ``input_speech_started`` the handler emits lacks (so this runs before the handler)."""
     try:
-        if not isinstance(event, dict):
-            logger.warning("livekit_ext: ignoring a non-object realtime server event: %r", event)
-            return
-        kind = event.get("type")
-        track.provider = "openai"
-        if kind == "session.created":
-            track.connected()
-        elif kind == "input_audio_buffer.speech_started":
-            ms = event.get("audio_start_ms")
-            item_id = event.get("item_id") or None
-            arrival = time.time()
-            track.provider_speech_started(
-                item_id,
-                arrival=arrival,
-                audio_offset=ms / 1000 if isinstance(ms, (int, float)) else None,
-            )
-            track.signal(
-                "started", item_id, track.starts.get(item_id, arrival) if item_id else arrival
-            )
-        elif kind == "input_audio_buffer.speech_stopped":
-            ms = event.get("audio_end_ms")
-            item_id = event.get("item_id") or None
-            track.provider_speech_stopped(
-                item_id,
-                arrival=time.time(),
-                audio_offset=ms / 1000 if isinstance(ms, (int, float)) else None,
-            )
-            track.signal(
-                "stopped",
-                item_id,
-                track.stops.get(item_id, time.time()) if item_id else time.time(),
-            )
+        event = args[0] if args else None
+        _provider_speech_started(
+            _openai_track(instance),
+            getattr(event, "item_id", None),
+            getattr(event, "audio_start_ms", None),
+        )
     except Exception:
-        hook_failed("reading an OpenAI realtime server event")
+        hook_failed("reading an OpenAI speech start")
+    return wrapped(*args, **kwargs)
+
+
+@when_active(FEATURE)
+def _on_openai_speech_stopped(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    """``input_audio_buffer.speech_stopped``: which item stopped, and when."""
+    try:
+        event = args[0] if args else None
+        _provider_speech_stopped(
+            _openai_track(instance),
+            getattr(event, "item_id", None),
+            getattr(event, "audio_end_ms", None),
+        )
+    except Exception:
+        hook_failed("reading an OpenAI speech stop")
+    return wrapped(*args, **kwargs)
+
+
+@when_active(FEATURE)
+async def _on_openai_connection(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    """A (re)connection: the provider counts audio offsets from zero again."""
+    ws = await wrapped(*args, **kwargs)
+    with hook_errors_logged("noting a realtime connection"):
+        _openai_track(instance).connected()
+    return ws
+
+
+def _provider_speech_started(track: RealtimeTrack, item_id: Any, audio_start_ms: Any) -> None:
+    item = item_id if type(item_id) is str and item_id else None
+    arrival = time.time()
+    track.provider = "openai"
+    track.provider_speech_started(
+        item,
+        arrival=arrival,
+        audio_offset=audio_start_ms / 1000 if isinstance(audio_start_ms, (int, float)) else None,
+    )
+    track.signal("started", item, track.starts.get(item, arrival) if item else arrival)
+
+
+def _provider_speech_stopped(track: RealtimeTrack, item_id: Any, audio_end_ms: Any) -> None:
+    item = item_id if type(item_id) is str and item_id else None
+    arrival = time.time()
+    track.provider = "openai"
+    track.provider_speech_stopped(
+        item,
+        arrival=arrival,
+        audio_offset=audio_end_ms / 1000 if isinstance(audio_end_ms, (int, float)) else None,
+    )
+    track.signal("stopped", item, track.stops.get(item, arrival) if item else arrival)
 
 
 _AZURE_VOICE_LIVE = "livekit.plugins.azure.realtime"
@@ -536,12 +572,18 @@ def _on_azure_voice_live_event(track: RealtimeTrack, event: Any) -> None:
     """Azure Voice Live (livekit-plugins-azure) speaks the OpenAI protocol through the
     azure-ai-voicelive SDK and emits its typed events: speech start and stop carry the item
     id and audio offsets the framework's own ``input_speech_started`` lacks."""
+    if FEATURE not in ENGINE.active:
+        return
     kind = getattr(event, "type", None)
     kind = getattr(kind, "value", kind)  # the SDK's str enum
-    if type(kind) is not str or kind not in _TRACKED_OPENAI_EVENTS:
-        return
-    fields = ("item_id", "audio_start_ms", "audio_end_ms")
-    _on_openai_event(track, {"type": kind, **{f: getattr(event, f, None) for f in fields}})
+    if kind == "session.created":
+        track.connected()
+    elif kind == "input_audio_buffer.speech_started":
+        item_id, offset = getattr(event, "item_id", None), getattr(event, "audio_start_ms", None)
+        _provider_speech_started(track, item_id, offset)
+    elif kind == "input_audio_buffer.speech_stopped":
+        item_id, offset = getattr(event, "item_id", None), getattr(event, "audio_end_ms", None)
+        _provider_speech_stopped(track, item_id, offset)
 
 
 # -- Gemini --------------------------------------------------------------------------------
@@ -754,7 +796,10 @@ def _missing_fields() -> list[str]:
 class TranscriptIdentity(Feature):
     name = FEATURE
     description = "item_id, speech_started_at and source on every user_input_transcribed event"
-    parts = {"livekit.plugins.google": "install_gemini"}
+    parts = {
+        "livekit.plugins.google": "install_gemini",
+        **{module: "install_openai" for module, _ in _OPENAI_ENGINES},
+    }
 
     def probe(self) -> Probe:
         missing = _missing_fields()
@@ -786,6 +831,22 @@ class TranscriptIdentity(Feature):
         patcher.wrap(AgentActivity, "push_audio", _on_push_audio)
         patcher.wrap(llm.ChatMessage, "__init__", _chat_message_init)
         patcher.wrap(llm.RealtimeSession, "__init__", _on_realtime_session_init)
+
+    def install_openai(self, patcher: Patcher) -> None:
+        """An OpenAI-protocol engine module was imported: wrap its speech handlers and its
+        connection (once per class: in 1.8 the plugin's module re-exports the engine's)."""
+        hooks = (
+            ("_handle_input_audio_buffer_speech_started", _on_openai_speech_started),
+            ("_handle_input_audio_buffer_speech_stopped", _on_openai_speech_stopped),
+            ("_create_ws_conn", _on_openai_connection),
+        )
+        for module_name, class_name in _OPENAI_ENGINES:
+            cls = getattr(sys.modules.get(module_name), class_name, None)
+            if not isinstance(cls, type):
+                continue
+            for name, hook in hooks:
+                if name in vars(cls) and not patcher.has_wrapped(cls, name):
+                    patcher.wrap(cls, name, hook)
 
     def _add_fields(self, patcher: Patcher) -> None:
         cls = event_class()

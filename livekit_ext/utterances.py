@@ -227,14 +227,9 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
                 raise
 
     def _on_transcribed(self, ev: Any) -> None:
+        """One transcript, before the session's listeners (what calls it logs an error)."""
         if self._closed:
             return
-        try:
-            self._handle(ev)
-        except Exception:
-            logger.exception("livekit_ext.Utterances: failed to handle a transcript event")
-
-    def _handle(self, ev: Any) -> None:
         # the identity fields read directly, not through identity(): this runs per transcript
         source = getattr(ev, "source", None)
         if self._source is not None and source != self._source:
