@@ -27,6 +27,7 @@ logger = logging.getLogger("livekit_ext")
 
 State = Literal["native", "patched", "unsupported", "disabled"]
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+Build = Callable[[Callable[..., Any]], Callable[..., Any]]
 _ABSENT = object()
 
 
@@ -74,6 +75,20 @@ class Patcher:
         on every listener at every emit, and that is ~100x slower on a wrapt proxy.
         """
         self.replace(owner, name, make_wrapper(inspect.getattr_static(owner, name), wrapper))
+        self._wrapped.add((owner, name))
+
+    def wrap_inline(self, owner: type, name: str, build: Build) -> None:
+        """Like ``wrap``, for the methods upstream calls on every event: ``build(original)``
+        returns the method itself, a closure that calls ``original(self, ...)``; one call per
+        event where ``wrap`` costs two. While its feature is off (``ENGINE.active``) it must
+        fall through to ``original``: bound methods upstream captured outlive revert().
+        """
+        target = inspect.getattr_static(owner, name)
+        if not inspect.isfunction(target):
+            raise TypeError(f"cannot wrap {owner.__name__}.{name} inline: not a function")
+        method = functools.update_wrapper(build(target), target)
+        _with_signature_of(target, method)
+        self.replace(owner, name, _marked(method, _OriginalCell(method)))
         self._wrapped.add((owner, name))
 
     def replace(self, owner: Any, name: str, value: Any) -> None:
@@ -154,7 +169,26 @@ def make_wrapper(target: Any, wrapper: Wrapper) -> Any:
     return _marked(patched, inner)
 
 
-def _marked(func: Any, inner: list[Any]) -> Any:
+class _OriginalCell:
+    """``__livekit_ext_inner__`` of an inline wrapper: the ``original`` its closure calls,
+    read and rebound like the one-item list of the other wrappers (to splice one out)."""
+
+    __slots__ = ("_cell",)
+
+    def __init__(self, method: Any) -> None:
+        code = method.__code__
+        if "original" not in code.co_freevars:
+            raise TypeError(f"{code.co_name} must be a closure calling `original`")
+        self._cell = method.__closure__[code.co_freevars.index("original")]
+
+    def __getitem__(self, index: int) -> Any:
+        return self._cell.cell_contents
+
+    def __setitem__(self, index: int, value: Any) -> None:
+        self._cell.cell_contents = value
+
+
+def _marked(func: Any, inner: list[Any] | _OriginalCell) -> Any:
     func.__livekit_ext_wrapper__ = True
     func.__livekit_ext_inner__ = inner
     return func
@@ -164,7 +198,7 @@ def _what_it_wraps_now(value: Any, own: Any) -> Any:
     """What taking ``value`` away puts back: ``own``, unless a wrapper under ``value`` was
     spliced out since (then ``own`` is that stale wrapper, and ``value`` knows what it wraps)."""
     func = getattr(value, "__func__", value)
-    inner: list[Any] | None = getattr(func, "__livekit_ext_inner__", None)
+    inner: list[Any] | _OriginalCell | None = getattr(func, "__livekit_ext_inner__", None)
     if inner is None or inner[0] is getattr(own, "__func__", own):
         return own
     if isinstance(value, classmethod):
@@ -183,7 +217,7 @@ def _splice_out(top: Any, ours: Any) -> bool:
         return False
     outer = getattr(top, "__func__", top)
     while is_wrapper(outer):
-        cell: list[Any] = outer.__livekit_ext_inner__
+        cell: list[Any] | _OriginalCell = outer.__livekit_ext_inner__
         if cell[0] is ours_func:
             cell[0] = ours_inner[0]
             outer.__wrapped__ = ours_inner[0]

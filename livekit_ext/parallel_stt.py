@@ -456,20 +456,20 @@ def _on_end_of_turn(wrapped: Callable[..., Any], instance: Any, args: Any, kwarg
         _STT_TURN.reset(token)
 
 
-@when_active(FEATURE)
-def _conversation_item_added(
-    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
-) -> Any:
-    """Within such a turn, its user message is withdrawn; everything else goes through."""
-    turn = _STT_TURN.get()
-    if turn is not None:
-        message = args[0] if args else kwargs.get("message")
-        withdrawn = False
-        with hook_errors_logged("keeping a parallel STT transcript out of the chat context"):
-            withdrawn = _withdraw(turn, message)
-        if withdrawn:
-            return None
-    return wrapped(*args, **kwargs)
+def _conversation_item_added(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _conversation_item_added(self: Any, *args: Any, **kwargs: Any) -> Any:
+        """Within such a turn, its user message is withdrawn; everything else goes through."""
+        turn = _STT_TURN.get()
+        if turn is not None and FEATURE in ENGINE.active:
+            message = args[0] if args else kwargs.get("message")
+            withdrawn = False
+            with hook_errors_logged("keeping a parallel STT transcript out of the chat context"):
+                withdrawn = _withdraw(turn, message)
+            if withdrawn:
+                return None
+        return original(self, *args, **kwargs)
+
+    return _conversation_item_added
 
 
 def _withdraw(turn: _SttTurn, message: Any) -> bool:
@@ -640,7 +640,7 @@ class ParallelSTT(Feature):
         patcher.wrap(AgentActivity, "on_final_transcript", _transcript_hook(is_final=True))
         patcher.wrap(AgentActivity, "_on_error", _on_error)
         patcher.wrap(AgentActivity, "on_end_of_turn", _on_end_of_turn)
-        patcher.wrap(AgentSession, "_conversation_item_added", _conversation_item_added)
+        patcher.wrap_inline(AgentSession, "_conversation_item_added", _conversation_item_added)
         patcher.wrap(ar.AudioRecognition, "_on_stt_event", _on_stt_event)
         mode = _restart_mode()
         if mode == "pipeline":

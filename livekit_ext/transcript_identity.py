@@ -47,6 +47,8 @@ from ._tracks import (
 logger = logging.getLogger("livekit_ext")
 
 FEATURE = "transcript_identity"
+_ACTIVE = ENGINE.active
+"""``FEATURE in _ACTIVE``: whether the feature is in effect, read by the inline wrappers."""
 Source = Literal["realtime", "stt"]
 
 
@@ -202,32 +204,34 @@ class Funnel:
 FUNNEL = Funnel()
 
 
-@when_active(FEATURE)
-def _funnel(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    if args:
-        ev = args[0]
-        try:
-            track: SessionTrack | None = getattr(instance, SESSION_TRACK, None)
-            if track is None:
-                track = session_track(instance)
-            for stamp in track.stampers:
-                stamp(ev)
-            origin = _ORIGIN.get()
-            if origin is not None:
-                enrich(ev, origin)
-            elif not track.started_patched and ev.__dict__.get("source") is None:
-                _warn_started_unpatched(instance, track)
-            if track.log_recorded_at_funnel:
-                track.log.record(ev)
-        except Exception:
-            hook_failed("enriching user_input_transcribed")
-        else:
-            for observe in track.observers:
-                try:
-                    observe(ev)
-                except Exception:
-                    hook_failed("observing user_input_transcribed")
-    return wrapped(*args, **kwargs)
+def _funnel(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _user_input_transcribed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if args and FEATURE in _ACTIVE:
+            ev = args[0]
+            try:
+                track: SessionTrack | None = getattr(self, SESSION_TRACK, None)
+                if track is None:
+                    track = session_track(self)
+                for stamp in track.stampers:
+                    stamp(ev)
+                origin = _ORIGIN.get()
+                if origin is not None:
+                    enrich(ev, origin)
+                elif not track.started_patched and ev.__dict__.get("source") is None:
+                    _warn_started_unpatched(self, track)
+                if track.log_recorded_at_funnel:
+                    track.log.record(ev)
+            except Exception:
+                hook_failed("enriching user_input_transcribed")
+            else:
+                for observe in track.observers:
+                    try:
+                        observe(ev)
+                    except Exception:
+                        hook_failed("observing user_input_transcribed")
+        return original(self, *args, **kwargs)
+
+    return _user_input_transcribed
 
 
 def _warn_started_unpatched(session: Any, track: Any) -> None:
@@ -261,70 +265,75 @@ def _rt_track_of(activity: Any) -> RealtimeTrack | None:
     return track if track is not None else realtime_track(rt_session)
 
 
-@when_active(FEATURE)
-def _on_realtime_transcription(
-    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
-) -> Any:
-    origin = None
-    try:
-        # the realtime session's track, made at its __init__; read inline (per event)
-        track = getattr(getattr(instance, "_rt_session", None), REALTIME_TRACK, None)
-        if track is not None:
-            ev = args[0] if args else kwargs.get("ev")
-            item_id = getattr(ev, "item_id", None) or None
-            if item_id is not None:
-                if item_id not in track.starts:
-                    track.bind_pending(item_id)
-                track.transcribing_item = item_id
-            origin = Origin("realtime", track, item_id)
-    except Exception:
-        hook_failed("reading a realtime transcription")
-    token = _born_of(origin)
-    try:
-        return wrapped(*args, **kwargs)
-    finally:
-        _ORIGIN.reset(token)
+def _on_realtime_transcription(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _on_input_audio_transcription_completed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if FEATURE not in _ACTIVE:
+            return original(self, *args, **kwargs)
+        origin = None
+        try:
+            # the realtime session's track, made at its __init__; read inline (per event)
+            track = getattr(getattr(self, "_rt_session", None), REALTIME_TRACK, None)
+            if track is not None:
+                ev = args[0] if args else kwargs.get("ev")
+                item_id = getattr(ev, "item_id", None) or None
+                if item_id is not None:
+                    if item_id not in track.starts:
+                        track.bind_pending(item_id)
+                    track.transcribing_item = item_id
+                origin = Origin("realtime", track, item_id)
+        except Exception:
+            hook_failed("reading a realtime transcription")
+        token = _born_of(origin)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _ORIGIN.reset(token)
+
+    return _on_input_audio_transcription_completed
 
 
-@when_active(FEATURE)
-def _on_realtime_speech_stopped(
-    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
-) -> Any:
-    origin = None
-    try:
-        track = getattr(getattr(instance, "_rt_session", None), REALTIME_TRACK, None)
-        if track is not None:
-            if track.provider is None:
-                # no better source: the framework's own event, which names no item; the
-                # speech that stops is the one whose transcripts arrived since it started
-                item_id = track.transcribing_item
-                track.signal("stopped", None, time.time())
-            else:
-                item_id = track.last_stopped_item
-            origin = Origin("realtime", track, item_id)
-    except Exception:
-        hook_failed("reading a realtime speech stop")
-    token = _born_of(origin)
-    try:
-        return wrapped(*args, **kwargs)
-    finally:
-        _ORIGIN.reset(token)
+def _on_realtime_speech_stopped(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _on_input_speech_stopped(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if FEATURE not in _ACTIVE:
+            return original(self, *args, **kwargs)
+        origin = None
+        try:
+            track = getattr(getattr(self, "_rt_session", None), REALTIME_TRACK, None)
+            if track is not None:
+                if track.provider is None:
+                    # no better source: the framework's own event, which names no item; the
+                    # speech that stops is the one whose transcripts arrived since it started
+                    item_id = track.transcribing_item
+                    track.signal("stopped", None, time.time())
+                else:
+                    item_id = track.last_stopped_item
+                origin = Origin("realtime", track, item_id)
+        except Exception:
+            hook_failed("reading a realtime speech stop")
+        token = _born_of(origin)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _ORIGIN.reset(token)
+
+    return _on_input_speech_stopped
 
 
-@when_active(FEATURE)
-def _on_realtime_speech_started(
-    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
-) -> Any:
-    """Any realtime plugin's ``input_speech_started``: a speech start, where the session has
-    no provider-specific source (which would know the item id, and know it as early)."""
-    try:
-        track = getattr(getattr(instance, "_rt_session", None), REALTIME_TRACK, None)
-        if track is not None and track.provider is None:
-            track.transcribing_item = None  # a new utterance: its id comes with its transcript
-            track.signal("started", None, time.time())
-    except Exception:
-        hook_failed("reading a realtime speech start")
-    return wrapped(*args, **kwargs)
+def _on_realtime_speech_started(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _on_input_speech_started(self: Any, *args: Any, **kwargs: Any) -> Any:
+        """Any realtime plugin's ``input_speech_started``: a speech start, where the session
+        has no provider-specific source (which would know the item id, and know it as early)."""
+        if FEATURE in _ACTIVE:
+            try:
+                track = getattr(getattr(self, "_rt_session", None), REALTIME_TRACK, None)
+                if track is not None and track.provider is None:
+                    track.transcribing_item = None  # a new utterance: its id comes later
+                    track.signal("started", None, time.time())
+            except Exception:
+                hook_failed("reading a realtime speech start")
+        return original(self, *args, **kwargs)
+
+    return _on_input_speech_started
 
 
 @when_active(FEATURE)
@@ -439,25 +448,30 @@ def _on_preemptive_generation(
         _TURN_MESSAGE_ID.reset(token)
 
 
-@when_active(FEATURE)
-def _chat_message_init(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    box = _TURN_MESSAGE_ID.get()
-    if box is not None and not box.used and kwargs.get("role") == "user" and "id" not in kwargs:
-        box.used = True
-        kwargs = {**kwargs, "id": box.item_id}
-    return wrapped(*args, **kwargs)
+def _chat_message_init(original: Callable[..., Any]) -> Callable[..., Any]:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        box = _TURN_MESSAGE_ID.get()
+        if box is not None and not box.used and kwargs.get("role") == "user" and "id" not in kwargs:
+            box.used = True  # set only while the feature is in effect (by its own wrappers)
+            kwargs = {**kwargs, "id": box.item_id}
+        original(self, *args, **kwargs)
+
+    return __init__
 
 
-@when_active(FEATURE)
-def _on_push_audio(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    result = wrapped(*args, **kwargs)
-    try:  # per audio frame pushed: try/hook_failed, not a context manager
-        frame = args[0] if args else kwargs.get("frame")
-        if frame is not None and (track := _rt_track_of(instance)) is not None:
-            track.timeline.pushed(float(frame.duration))
-    except Exception:
-        hook_failed("recording pushed audio")
-    return result
+def _on_push_audio(original: Callable[..., Any]) -> Callable[..., Any]:
+    def push_audio(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        if FEATURE in _ACTIVE:
+            try:  # per audio frame pushed: try/hook_failed, not a context manager
+                frame = args[0] if args else kwargs.get("frame")
+                if frame is not None and (track := _rt_track_of(self)) is not None:
+                    track.timeline.pushed(float(frame.duration))
+            except Exception:
+                hook_failed("recording pushed audio")
+        return result
+
+    return push_audio
 
 
 @when_active(FEATURE)
@@ -495,39 +509,41 @@ def _openai_track(rt_session: Any) -> RealtimeTrack:
     return track if track is not None else realtime_track(rt_session)
 
 
-@when_active(FEATURE)
-def _on_openai_speech_started(
-    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
-) -> Any:
-    """``input_audio_buffer.speech_started``: its item id and audio offset, which the
-    ``input_speech_started`` the handler emits lacks (so this runs before the handler)."""
-    try:
-        event = args[0] if args else None
-        _provider_speech_started(
-            _openai_track(instance),
-            getattr(event, "item_id", None),
-            getattr(event, "audio_start_ms", None),
-        )
-    except Exception:
-        hook_failed("reading an OpenAI speech start")
-    return wrapped(*args, **kwargs)
+def _on_openai_speech_started(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _handle_input_audio_buffer_speech_started(self: Any, *args: Any, **kwargs: Any) -> Any:
+        """``input_audio_buffer.speech_started``: its item id and audio offset, which the
+        ``input_speech_started`` the handler emits lacks (so this runs before the handler)."""
+        if FEATURE in _ACTIVE:
+            try:
+                event = args[0] if args else None
+                _provider_speech_started(
+                    _openai_track(self),
+                    getattr(event, "item_id", None),
+                    getattr(event, "audio_start_ms", None),
+                )
+            except Exception:
+                hook_failed("reading an OpenAI speech start")
+        return original(self, *args, **kwargs)
+
+    return _handle_input_audio_buffer_speech_started
 
 
-@when_active(FEATURE)
-def _on_openai_speech_stopped(
-    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
-) -> Any:
-    """``input_audio_buffer.speech_stopped``: which item stopped, and when."""
-    try:
-        event = args[0] if args else None
-        _provider_speech_stopped(
-            _openai_track(instance),
-            getattr(event, "item_id", None),
-            getattr(event, "audio_end_ms", None),
-        )
-    except Exception:
-        hook_failed("reading an OpenAI speech stop")
-    return wrapped(*args, **kwargs)
+def _on_openai_speech_stopped(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _handle_input_audio_buffer_speech_stopped(self: Any, *args: Any, **kwargs: Any) -> Any:
+        """``input_audio_buffer.speech_stopped``: which item stopped, and when."""
+        if FEATURE in _ACTIVE:
+            try:
+                event = args[0] if args else None
+                _provider_speech_stopped(
+                    _openai_track(self),
+                    getattr(event, "item_id", None),
+                    getattr(event, "audio_end_ms", None),
+                )
+            except Exception:
+                hook_failed("reading an OpenAI speech stop")
+        return original(self, *args, **kwargs)
+
+    return _handle_input_audio_buffer_speech_stopped
 
 
 @when_active(FEATURE)
@@ -813,14 +829,14 @@ class TranscriptIdentity(Feature):
         from livekit.agents.voice.agent_session import AgentSession
 
         self._add_fields(patcher)
-        patcher.wrap(AgentSession, "_user_input_transcribed", _funnel)
+        patcher.wrap_inline(AgentSession, "_user_input_transcribed", _funnel)
         patcher.on_undo(FUNNEL._observers_to_emit)
         patcher.wrap(AgentSession, "start", _on_session_start)
-        patcher.wrap(
+        patcher.wrap_inline(
             AgentActivity, "_on_input_audio_transcription_completed", _on_realtime_transcription
         )
-        patcher.wrap(AgentActivity, "_on_input_speech_stopped", _on_realtime_speech_stopped)
-        patcher.wrap(AgentActivity, "_on_input_speech_started", _on_realtime_speech_started)
+        patcher.wrap_inline(AgentActivity, "_on_input_speech_stopped", _on_realtime_speech_stopped)
+        patcher.wrap_inline(AgentActivity, "_on_input_speech_started", _on_realtime_speech_started)
         patcher.wrap(AgentActivity, "start", _on_activity_start)
         patcher.wrap(AgentActivity, "on_end_of_speech", _on_end_of_speech)
         patcher.wrap(AgentActivity, "on_interim_transcript", _on_stt_transcript)
@@ -828,25 +844,26 @@ class TranscriptIdentity(Feature):
         patcher.wrap(AgentActivity, "on_start_of_speech", _on_vad_start_of_speech)
         patcher.wrap(AgentActivity, "on_end_of_turn", _on_end_of_turn)
         patcher.wrap(AgentActivity, "on_preemptive_generation", _on_preemptive_generation)
-        patcher.wrap(AgentActivity, "push_audio", _on_push_audio)
-        patcher.wrap(llm.ChatMessage, "__init__", _chat_message_init)
+        patcher.wrap_inline(AgentActivity, "push_audio", _on_push_audio)
+        patcher.wrap_inline(llm.ChatMessage, "__init__", _chat_message_init)
         patcher.wrap(llm.RealtimeSession, "__init__", _on_realtime_session_init)
 
     def install_openai(self, patcher: Patcher) -> None:
         """An OpenAI-protocol engine module was imported: wrap its speech handlers and its
         connection (once per class: in 1.8 the plugin's module re-exports the engine's)."""
-        hooks = (
+        handlers = (
             ("_handle_input_audio_buffer_speech_started", _on_openai_speech_started),
             ("_handle_input_audio_buffer_speech_stopped", _on_openai_speech_stopped),
-            ("_create_ws_conn", _on_openai_connection),
         )
         for module_name, class_name in _OPENAI_ENGINES:
             cls = getattr(sys.modules.get(module_name), class_name, None)
-            if not isinstance(cls, type):
+            if not isinstance(cls, type) or patcher.has_wrapped(cls, "_create_ws_conn"):
                 continue
-            for name, hook in hooks:
-                if name in vars(cls) and not patcher.has_wrapped(cls, name):
-                    patcher.wrap(cls, name, hook)
+            for name, build in handlers:
+                if name in vars(cls):
+                    patcher.wrap_inline(cls, name, build)
+            if "_create_ws_conn" in vars(cls):
+                patcher.wrap(cls, "_create_ws_conn", _on_openai_connection)
 
     def _add_fields(self, patcher: Patcher) -> None:
         cls = event_class()

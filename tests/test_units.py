@@ -348,3 +348,62 @@ def test_reverting_wrappers_in_any_order_restores_the_original_and_keeps_the_oth
                 expected = f"{tag}({expected})"
             assert Session().receive("f") == expected, (order, index)
         assert vars(Session)["receive"] is original, order
+
+
+def test_inline_wrappers_splice_out_like_the_others() -> None:
+    """``wrap_inline`` (one call per event) mixed with ``wrap``: any undo order leaves the
+    others working and, at the end, the exact original."""
+
+    class Session:
+        def receive(self, frame: str) -> str:
+            return frame
+
+    original = vars(Session)["receive"]
+
+    def inline(tag: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def build(original: Callable[..., Any]) -> Callable[..., Any]:
+            def receive(self: Any, frame: str) -> str:
+                return f"{tag}({original(self, frame)})"
+
+            return receive
+
+        return build
+
+    def tagging(tag: str) -> Wrapper:
+        def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+            return f"{tag}({wrapped(*args, **kwargs)})"
+
+        return wrapper
+
+    for order in ([0, 1, 2], [1, 0, 2], [2, 1, 0], [1, 2, 0]):
+        patchers = [Patcher() for _ in range(3)]
+        patchers[0].wrap_inline(Session, "receive", inline("a"))
+        patchers[1].wrap(Session, "receive", tagging("b"))
+        patchers[2].wrap_inline(Session, "receive", inline("c"))
+        assert Session().receive("f") == "c(b(a(f)))"
+        assert vars(Session)["receive"].__name__ == "receive"
+        left = {0: "a", 1: "b", 2: "c"}
+        for index in order:
+            patchers[index].undo()
+            del left[index]
+            expected = "f"
+            for tag in sorted(left.values()):
+                expected = f"{tag}({expected})"
+            assert Session().receive("f") == expected, (order, index)
+        assert vars(Session)["receive"] is original, order
+
+
+def test_an_inline_wrapper_must_call_original() -> None:
+    class Session:
+        def receive(self, frame: str) -> str:
+            return frame
+
+    def build(wrapped: Callable[..., Any]) -> Callable[..., Any]:
+        def receive(self: Any, frame: str) -> str:
+            return str(wrapped(self, frame))
+
+        return receive
+
+    with pytest.raises(TypeError, match="must be a closure calling `original`"):
+        Patcher().wrap_inline(Session, "receive", build)
+    assert Session().receive("f") == "f"
