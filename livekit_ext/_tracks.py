@@ -124,8 +124,14 @@ class RealtimeTrack:
 
     def signal(self, kind: Literal["started", "stopped"], item_id: str | None, at: float) -> None:
         """Publish a speech start/stop to the owning session's subscribers (if it has one)."""
-        if self.signals is not None and self.signals.subscribers:
-            self.signals.publish(SpeechSignal(kind, item_id, at, self.provider or "realtime"))
+        if self.signals is not None and (subscribers := self.signals.subscribers):
+            # SpeechSignals.publish, inline: this runs per speech start and stop
+            signal = SpeechSignal(kind, item_id, at, self.provider or "realtime")
+            for subscriber in subscribers:
+                try:
+                    subscriber(signal)
+                except Exception:
+                    logger.exception("livekit_ext: a speech %s subscriber failed", kind)
 
     def take_reserved_item(self) -> str | None:
         """The reserved id, once, unless its speech start has gone stale."""

@@ -119,35 +119,6 @@ _born_of = _ORIGIN.set
 ``_ORIGIN.reset(token)`` came from ``origin`` (inline in the hooks: they run per event)."""
 
 
-def enrich(ev: Any, origin: Origin) -> None:
-    """Fill the identity fields of ``ev`` from ``origin``; upstream's own values win.
-
-    Fields are set as pydantic's ``__setattr__`` sets a field of a model without assignment
-    validation (the event's config), minus its dispatch: this runs on every transcript.
-    """
-    fields = ev.__dict__
-    fields_set = ev.__pydantic_fields_set__
-    item_id = fields.get("item_id")
-    if item_id is None:
-        item_id = origin.item_id
-        if item_id is None and origin.resolve_item is not None:
-            item_id = origin.resolve_item()
-        if item_id is None:
-            logger.debug("livekit_ext: a %s transcript has no item id to attach", origin.source)
-        fields["item_id"] = item_id
-        fields_set.add("item_id")
-    if fields.get("source") is None:
-        fields["source"] = origin.source
-        fields_set.add("source")
-    if fields.get("speech_started_at") is None and item_id is not None:
-        created = ev.created_at
-        started = origin.track.starts.get(item_id)
-        if started is None:
-            started = origin.track.start_of(item_id, created)
-        fields["speech_started_at"] = started if started < created else created
-        fields_set.add("speech_started_at")
-
-
 # -- wrappers ------------------------------------------------------------------------------
 
 
@@ -214,10 +185,33 @@ def _funnel(original: Callable[..., Any]) -> Callable[..., Any]:
                     track = session_track(self)
                 for stamp in track.stampers:
                     stamp(ev)
+                fields = ev.__dict__
                 origin = _ORIGIN.get()
                 if origin is not None:
-                    enrich(ev, origin)
-                elif not track.started_patched and ev.__dict__.get("source") is None:
+                    # the identity fields, set as pydantic's __setattr__ sets a field without
+                    # assignment validation (the event's config), minus its dispatch; upstream's
+                    # own values win
+                    fields_set = ev.__pydantic_fields_set__
+                    item_id = fields.get("item_id")
+                    if item_id is None:
+                        item_id = origin.item_id
+                        if item_id is None and origin.resolve_item is not None:
+                            item_id = origin.resolve_item()
+                        if item_id is None:
+                            logger.debug("livekit_ext: a transcript has no item id to attach")
+                        fields["item_id"] = item_id
+                        fields_set.add("item_id")
+                    if fields.get("source") is None:
+                        fields["source"] = origin.source
+                        fields_set.add("source")
+                    if fields.get("speech_started_at") is None and item_id is not None:
+                        created = ev.created_at
+                        started = origin.track.starts.get(item_id)
+                        if started is None:
+                            started = origin.track.start_of(item_id, created)
+                        fields["speech_started_at"] = started if started < created else created
+                        fields_set.add("speech_started_at")
+                elif not track.started_patched and fields.get("source") is None:
                     _warn_started_unpatched(self, track)
                 if track.log_recorded_at_funnel:
                     track.log.record(ev)
@@ -504,11 +498,6 @@ _OPENAI_ENGINES = (
 and LiveKit inference's call them through ``super()``)."""
 
 
-def _openai_track(rt_session: Any) -> RealtimeTrack:
-    track: RealtimeTrack | None = getattr(rt_session, REALTIME_TRACK, None)
-    return track if track is not None else realtime_track(rt_session)
-
-
 def _on_openai_speech_started(original: Callable[..., Any]) -> Callable[..., Any]:
     def _handle_input_audio_buffer_speech_started(self: Any, *args: Any, **kwargs: Any) -> Any:
         """``input_audio_buffer.speech_started``: its item id and audio offset, which the
@@ -517,7 +506,7 @@ def _on_openai_speech_started(original: Callable[..., Any]) -> Callable[..., Any
             try:
                 event = args[0] if args else None
                 _provider_speech_started(
-                    _openai_track(self),
+                    getattr(self, REALTIME_TRACK, None) or realtime_track(self),
                     getattr(event, "item_id", None),
                     getattr(event, "audio_start_ms", None),
                 )
@@ -535,7 +524,7 @@ def _on_openai_speech_stopped(original: Callable[..., Any]) -> Callable[..., Any
             try:
                 event = args[0] if args else None
                 _provider_speech_stopped(
-                    _openai_track(self),
+                    getattr(self, REALTIME_TRACK, None) or realtime_track(self),
                     getattr(event, "item_id", None),
                     getattr(event, "audio_end_ms", None),
                 )
@@ -553,7 +542,7 @@ async def _on_openai_connection(
     """A (re)connection: the provider counts audio offsets from zero again."""
     ws = await wrapped(*args, **kwargs)
     with hook_errors_logged("noting a realtime connection"):
-        _openai_track(instance).connected()
+        realtime_track(instance).connected()
     return ws
 
 
