@@ -64,6 +64,8 @@ class SpeechSignal(NamedTuple):
 
 
 SpeechSubscriber = Callable[[SpeechSignal], None]
+_new_signal = tuple.__new__
+"""``_new_signal(SpeechSignal, fields)``: what ``SpeechSignal._make`` does, without its call."""
 
 
 class SpeechSignals:
@@ -126,7 +128,7 @@ class RealtimeTrack:
         """Publish a speech start/stop to the owning session's subscribers (if it has one)."""
         if self.signals is not None and (subscribers := self.signals.subscribers):
             # SpeechSignals.publish, inline: this runs per speech start and stop
-            signal = SpeechSignal(kind, item_id, at, self.provider or "realtime")
+            signal = _new_signal(SpeechSignal, (kind, item_id, at, self.provider or "realtime"))
             for subscriber in subscribers:
                 try:
                     subscriber(signal)

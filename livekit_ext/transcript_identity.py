@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from ._observe import observe_before_listeners
 from ._registry import (
@@ -88,14 +88,20 @@ class _Track(Protocol):
     def start_of(self, item_id: str, first_seen: float) -> float: ...
 
 
-@dataclass(slots=True)
-class Origin:
-    """Where the event now passing through the funnel was born."""
+class Origin(NamedTuple):
+    """Where the event now passing through the funnel was born.
+
+    A tuple: the realtime hooks build one per event with ``_new_origin``, which runs no
+    Python ``__new__``."""
 
     source: Source
     track: _Track
     item_id: str | None = None
     resolve_item: Callable[[], str | None] | None = None
+
+
+_new_origin = tuple.__new__
+"""``_new_origin(Origin, (source, track, item_id, resolve_item))``: ``Origin._make`` inline."""
 
 
 @dataclass
@@ -274,7 +280,7 @@ def _on_realtime_transcription(original: Callable[..., Any]) -> Callable[..., An
                     if item_id not in track.starts:
                         track.bind_pending(item_id)
                     track.transcribing_item = item_id
-                origin = Origin("realtime", track, item_id)
+                origin = _new_origin(Origin, ("realtime", track, item_id, None))
         except Exception:
             hook_failed("reading a realtime transcription")
         token = _born_of(origin)
@@ -301,7 +307,7 @@ def _on_realtime_speech_stopped(original: Callable[..., Any]) -> Callable[..., A
                     track.signal("stopped", None, time.time())
                 else:
                     item_id = track.last_stopped_item
-                origin = Origin("realtime", track, item_id)
+                origin = _new_origin(Origin, ("realtime", track, item_id, None))
         except Exception:
             hook_failed("reading a realtime speech stop")
         token = _born_of(origin)

@@ -56,13 +56,16 @@ class Utterance:
     """Wall-clock time at which the user stopped speaking, once known."""
 
 
-@dataclass(slots=True)
 class _Item:
-    transcript: str = ""
-    final: bool = False
-    speech_started_at: float | None = None
-    speech_stopped_at: float | None = None
-    stopped: bool = False
+    """What one utterance has said so far. A bare slots class, filled by ``_new_item``: its
+    creation then runs no Python ``__init__`` (one per utterance, on the event path)."""
+
+    __slots__ = ("final", "speech_started_at", "speech_stopped_at", "stopped", "transcript")
+    transcript: str
+    final: bool
+    speech_started_at: float | None
+    speech_stopped_at: float | None
+    stopped: bool
 
 
 class Utterances(rtc.EventEmitter[UtteranceEventName]):
@@ -274,8 +277,10 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
 
     def _new_item(self, item_id: str, speech_started_at: float | None) -> _Item:
         self._unnamed_start = False
-        item = self._items[item_id] = _Item(speech_started_at=speech_started_at)
-        while len(self._items) > self._max_items:
+        item = self._items[item_id] = _Item()
+        item.transcript, item.final, item.stopped = "", False, False
+        item.speech_started_at, item.speech_stopped_at = speech_started_at, None
+        if len(self._items) > self._max_items:  # one in, at most one out
             self._items.popitem(last=False)
         return item
 

@@ -37,6 +37,7 @@ from _drive import dispatcher, forget_history, utterance_events
 DELTAS = 2
 SAMPLE_EVERY = 1000
 CHUNK = 100  # utterances one mode runs before the other takes its turn
+PAIRS = 3  # fresh stock/patched process pairs, each through the whole count
 _SIZED = (dict, list, set, frozenset, tuple)
 
 
@@ -189,35 +190,51 @@ def run_children(count: int) -> tuple[dict[str, Any], dict[str, Any], list[float
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--utterances", type=int, default=100_000)
+    parser.add_argument(
+        "--pairs", type=int, default=PAIRS, help="stock/patched process pairs, one after another"
+    )
     parser.add_argument("--child", choices=["stock", "patched"])
     args = parser.parse_args()
     if args.child:
         print(json.dumps(asyncio.run(drive(args.child, args.utterances))))
         return 0
 
-    stock, patched, ratios = run_children(args.utterances)
-    for result in (stock, patched):
-        rate = result["utterances"] / result["cpu_seconds"]
+    peaks: dict[str, int] = {}
+    extra_rss: list[float] = []
+    ratios: list[float] = []
+    for pair in range(1, args.pairs + 1):
+        stock, patched, pair_ratios = run_children(args.utterances)
+        print(f"pair {pair}:")
+        for result in (stock, patched):
+            rate = result["utterances"] / result["cpu_seconds"]
+            print(
+                f"  {result['mode']:>7}: {result['utterances']} utterances in "
+                f"{result['seconds']:.1f} s wall, {result['cpu_seconds']:.1f} s CPU "
+                f"({rate:.0f} per CPU second), RSS growth {result['rss_growth_mb']:.1f} MB"
+            )
         print(
-            f"{result['mode']:>7}: {result['utterances']} utterances in {result['seconds']:.1f} s "
-            f"wall, {result['cpu_seconds']:.1f} s CPU ({rate:.0f} per CPU second), "
-            f"RSS growth {result['rss_growth_mb']:.1f} MB"
+            f"  throughput patched / stock per chunk of {CHUNK}: median "
+            f"{statistics.median(pair_ratios):.3f}, whole runs "
+            f"{stock['cpu_seconds'] / patched['cpu_seconds']:.3f}"
         )
-    print("peak entries of livekit_ext's per-session structures (patched):")
-    for path, size in sorted(patched["peaks"].items()):
+        for path, size in patched["peaks"].items():
+            peaks[path] = max(peaks.get(path, 0), size)
+        extra_rss.append(patched["rss_growth_mb"] - stock["rss_growth_mb"])
+        ratios += pair_ratios
+    print("peak entries of livekit_ext's per-session structures (patched, all pairs):")
+    for path, size in sorted(peaks.items()):
         print(f"  {path}: {size}")
-    peak = max(patched["peaks"].values(), default=0)
-    extra_rss = patched["rss_growth_mb"] - stock["rss_growth_mb"]
-    # per chunk, the two modes back to back: the median of their ratios cancels the drift
+    peak = max(peaks.values(), default=0)
+    worst_rss = max(extra_rss)
+    # per chunk, the two modes back to back: the median of their ratios cancels the drift;
+    # pooled over process pairs: each process's memory layout (ASLR, hash seed) runs it a
+    # few percent faster or slower, as pyperf's many processes account for
     speed = statistics.median(ratios)
+    ok = peak <= 1000 and worst_rss <= 20 and speed >= 0.95
     print(
-        f"throughput patched / stock per chunk of {CHUNK}: median {speed:.2f}, "
-        f"whole runs {stock['cpu_seconds'] / patched['cpu_seconds']:.2f}"
-    )
-    ok = peak <= 1000 and extra_rss <= 20 and speed >= 0.95
-    print(
-        f"soak: peak {peak} entries (<= 1000), RSS +{extra_rss:.1f} MB beyond stock (<= 20), "
-        f"throughput {speed:.2f}x stock (>= 0.95): {'ok' if ok else 'MISSED'}"
+        f"soak: peak {peak} entries (<= 1000), RSS +{worst_rss:.1f} MB beyond stock (<= 20), "
+        f"throughput {speed:.2f}x stock (>= 0.95, median of {len(ratios)} chunk pairs over "
+        f"{args.pairs} process pairs): {'ok' if ok else 'MISSED'}"
     )
     return 0
 
