@@ -13,6 +13,7 @@ import contextvars
 import functools
 import logging
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -112,17 +113,25 @@ class _OneShotId:
     used: bool = field(default=False)
 
 
-_ORIGIN: contextvars.ContextVar[Origin | None] = contextvars.ContextVar(
-    "livekit_ext_origin", default=None
-)
 _TURN_MESSAGE_ID: contextvars.ContextVar[_OneShotId | None] = contextvars.ContextVar(
     "livekit_ext_turn_message_id", default=None
 )
 
 
-_born_of = _ORIGIN.set
-"""``token = _born_of(origin)``: every event that reaches the funnel until
-``_ORIGIN.reset(token)`` came from ``origin`` (inline in the hooks: they run per event)."""
+class _Born(threading.local):
+    """The origin of the events now reaching the funnel, set around the upstream handler
+    that emits them (upstream calls the funnel synchronously from it, in every release).
+
+    Thread-local, not a ContextVar: the handler starts tasks and timers (the user-away
+    timer), which copy the context as it is; a ContextVar's origin would live on in each
+    copy, keeping the origin (and its track) alive with the timer and handing it to whatever
+    the task emits later.
+    """
+
+    origin: Origin | None = None
+
+
+_BORN = _Born()
 
 
 # -- wrappers ------------------------------------------------------------------------------
@@ -192,7 +201,7 @@ def _funnel(original: Callable[..., Any]) -> Callable[..., Any]:
                 for stamp in track.stampers:
                     stamp(ev)
                 fields = ev.__dict__
-                origin = _ORIGIN.get()
+                origin = _BORN.origin
                 if origin is not None:
                     # the identity fields, set as pydantic's __setattr__ sets a field without
                     # assignment validation (the event's config), minus its dispatch; upstream's
@@ -283,11 +292,11 @@ def _on_realtime_transcription(original: Callable[..., Any]) -> Callable[..., An
                 origin = _new_origin(Origin, ("realtime", track, item_id, None))
         except Exception:
             hook_failed("reading a realtime transcription")
-        token = _born_of(origin)
+        outer, _BORN.origin = _BORN.origin, origin
         try:
             return original(self, *args, **kwargs)
         finally:
-            _ORIGIN.reset(token)
+            _BORN.origin = outer
 
     return _on_input_audio_transcription_completed
 
@@ -310,11 +319,11 @@ def _on_realtime_speech_stopped(original: Callable[..., Any]) -> Callable[..., A
                 origin = _new_origin(Origin, ("realtime", track, item_id, None))
         except Exception:
             hook_failed("reading a realtime speech stop")
-        token = _born_of(origin)
+        outer, _BORN.origin = _BORN.origin, origin
         try:
             return original(self, *args, **kwargs)
         finally:
-            _ORIGIN.reset(token)
+            _BORN.origin = outer
 
     return _on_input_speech_stopped
 
@@ -357,11 +366,11 @@ def _on_stt_transcript(wrapped: Callable[..., Any], instance: Any, args: Any, kw
         origin = Origin("stt", track, resolve_item=track.turn_id)
     except Exception:
         hook_failed("reading an STT transcript")
-    token = _born_of(origin)
+    outer, _BORN.origin = _BORN.origin, origin
     try:
         return wrapped(*args, **kwargs)
     finally:
-        _ORIGIN.reset(token)
+        _BORN.origin = outer
 
 
 @when_active(FEATURE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 
@@ -173,6 +174,31 @@ async def test_a_reconnect_starts_a_fresh_audio_timeline(
 
     assert [identity(e).item_id for e in rec.finals] == ["item_A", "item_B"]
     assert all(identity(e).speech_started_at is not None for e in rec.finals)
+
+
+async def test_no_origin_outlives_the_handler_that_emitted_its_transcript(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    """Upstream's handlers start timers (the user-away timer) while they emit a transcript:
+    where a transcript was born must not be captured by them (it would keep its track alive
+    and be handed to whatever they emit later)."""
+    from livekit_ext.transcript_identity import Origin
+
+    server = openai_realtime_server
+    async with openai_realtime_session(server) as (_, rec):
+        for n in range(5):
+            item = f"item_{n}"
+            await server.send(
+                oai.speech_started(item),
+                oai.speech_stopped(item, 500),
+                oai.transcription_delta(item, "some"),
+                oai.transcription_completed(item, "some words"),
+            )
+            await rec.wait_for_finals(n + 1)
+        gc.collect()
+        alive = [o for o in gc.get_objects() if isinstance(o, Origin)]
+        assert alive == []
+    assert all(identity(e).item_id is not None for e in rec.transcripts)
 
 
 @pytest.mark.skipif(EXTENSION_DISABLED, reason="exercises the extension itself")

@@ -156,3 +156,27 @@ async def test_openai_utterance_started_fires_at_speech_started_not_after_the_tr
         await rec.wait_for_finals(1)
     assert [c[0] for c in calls] == ["utterance_started", "utterance_stopped", "utterance_final"]
     assert all(c[1] == "item_A" and c[3] == started_at for c in calls)
+
+
+@pytest.mark.wire
+async def test_utterances_keep_seeing_transcripts_when_the_extension_is_reverted(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    """Utterances observes a session's transcripts at our funnel; once reverted the funnel is
+    upstream's again, and the session's emit is observed instead: nothing goes unseen (on
+    releases whose events carry item_id themselves, an utterance after revert still fires)."""
+    server = openai_realtime_server
+    try:
+        async with openai_realtime_session(server) as (session, rec):
+            calls = _watch(livekit_ext.Utterances(session))
+            await server.send(oai.transcription_completed("item_A", "before"))
+            await rec.wait_for_finals(1)
+            livekit_ext.revert()
+            native_item_id = "item_id" in UserInputTranscribedEvent.model_fields
+            await server.send(oai.transcription_completed("item_B", "after"))
+            await rec.wait_for_finals(2)
+    finally:
+        livekit_ext.apply()
+    finals = [(c[1], c[2]) for c in calls if c[0] == "utterance_final"]
+    expected = [("item_A", "before")] + ([("item_B", "after")] if native_item_id else [])
+    assert finals == expected
