@@ -186,6 +186,24 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         _tp(
             TI,
             "wrap",
+            "an engine subclass's own speech handlers (xAI finalizes the previous utterance "
+            "before calling the engine's): the speech is signalled before that",
+            f"{module}:RealtimeSession.{name}",
+            optional=True,
+        )
+        for module in (
+            "livekit.plugins.xai.realtime.realtime_model",
+            "livekit.agents.inference.realtime.openai",
+        )
+        for name in (
+            "_handle_input_audio_buffer_speech_started",
+            "_handle_input_audio_buffer_speech_stopped",
+        )
+    ),
+    *(
+        _tp(
+            TI,
+            "wrap",
             "the beta engine (to 1.4): the same speech handlers and connection",
             f"{OPENAI_BETA}:RealtimeSessionBeta.{name}",
             optional=True,

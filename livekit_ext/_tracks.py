@@ -117,6 +117,9 @@ class RealtimeTrack:
         self.transcribing_item: str | None = None
         """The item of the latest transcript since the framework's last speech start: what its
         speech stop (which names no item) stops, where no provider-specific source is seen."""
+        self.speech_event: Any = None
+        """The OpenAI speech event last handled (an override and the engine's handler it
+        calls through ``super()`` see the same one: handled once)."""
         self.signals: SpeechSignals | None = None
         """The speech signals of the AgentSession this realtime session serves, once known."""
         self.interims: _BoundedMap[str] = _BoundedMap()

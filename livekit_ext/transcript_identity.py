@@ -1,10 +1,10 @@
 """Transcript identity: ``item_id``, ``speech_started_at`` and ``source`` on every
 ``UserInputTranscribedEvent``.
 
-Context is captured where it is born (the realtime session's raw events, the activity's
-realtime and STT handlers, the local VAD) and every event is enriched at the one funnel they
-all pass through, ``AgentSession._user_input_transcribed``. Upstream's own values (``item_id``
-from 1.6.6 on) are never overwritten.
+Context is captured where it is born (the OpenAI engines' speech handlers, Gemini's server
+messages, the activity's realtime and STT handlers, the local VAD) and every event is enriched
+at the one funnel they all pass through, ``AgentSession._user_input_transcribed``. Upstream's
+own values (``item_id`` from 1.6.6 on) are never overwritten.
 """
 
 from __future__ import annotations
@@ -191,13 +191,15 @@ FUNNEL = Funnel()
 
 
 def _funnel(original: Callable[..., Any]) -> Callable[..., Any]:
+    """The funnel: stamp, enrich from where the event was born, record, observe; then
+    upstream's, which emits it to the session's listeners."""
+
     def _user_input_transcribed(self: Any, *args: Any, **kwargs: Any) -> Any:
         if args and FEATURE in _ACTIVE:
             ev = args[0]
+            track: SessionTrack | None = None
             try:
-                track: SessionTrack | None = getattr(self, SESSION_TRACK, None)
-                if track is None:
-                    track = session_track(self)
+                track = getattr(self, SESSION_TRACK, None) or session_track(self)
                 for stamp in track.stampers:
                     stamp(ev)
                 fields = ev.__dict__
@@ -232,12 +234,11 @@ def _funnel(original: Callable[..., Any]) -> Callable[..., Any]:
                     track.log.record(ev)
             except Exception:
                 hook_failed("enriching user_input_transcribed")
-            else:
-                for observe in track.observers:
-                    try:
-                        observe(ev)
-                    except Exception:
-                        hook_failed("observing user_input_transcribed")
+            for observe in track.observers if track is not None else ():
+                try:
+                    observe(ev)
+                except Exception:
+                    hook_failed("observing user_input_transcribed")
         return original(self, *args, **kwargs)
 
     return _user_input_transcribed
@@ -509,8 +510,29 @@ _OPENAI_ENGINES = (
     ("livekit.plugins.openai.realtime.realtime_model", "RealtimeSession"),
     ("livekit.plugins.openai.realtime.realtime_model_beta", "RealtimeSessionBeta"),
 )
-"""The OpenAI-protocol engines whose speech handlers are wrapped (subclasses such as xAI's
-and LiveKit inference's call them through ``super()``)."""
+"""The OpenAI-protocol engines whose speech handlers and connection are wrapped."""
+_OPENAI_SUBCLASSES = (
+    "livekit.plugins.xai.realtime.realtime_model",
+    "livekit.agents.inference.realtime.openai",  # 1.8+: LiveKit inference, xAI models too
+)
+"""Modules of engine subclasses that override the speech handlers, doing their own work (xAI
+finalizes the previous utterance) before calling the engine's through ``super()``."""
+
+
+def _openai_family() -> list[type]:
+    """The engine classes imported so far and all their subclasses, each once."""
+    found: dict[type, None] = {}
+    todo = [
+        cls
+        for module_name, class_name in _OPENAI_ENGINES
+        if isinstance(cls := getattr(sys.modules.get(module_name), class_name, None), type)
+    ]
+    while todo:
+        cls = todo.pop()
+        if cls not in found:
+            found[cls] = None
+            todo.extend(cls.__subclasses__())
+    return list(found)
 
 
 def _on_openai_speech_started(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -520,11 +542,14 @@ def _on_openai_speech_started(original: Callable[..., Any]) -> Callable[..., Any
         if FEATURE in _ACTIVE:
             try:
                 event = args[0] if args else None
-                _provider_speech_started(
-                    getattr(self, REALTIME_TRACK, None) or realtime_track(self),
-                    getattr(event, "item_id", None),
-                    getattr(event, "audio_start_ms", None),
-                )
+                track = getattr(self, REALTIME_TRACK, None) or realtime_track(self)
+                if event is None or event is not track.speech_event:  # not seen in an override
+                    track.speech_event = event
+                    _provider_speech_started(
+                        track,
+                        getattr(event, "item_id", None),
+                        getattr(event, "audio_start_ms", None),
+                    )
             except Exception:
                 hook_failed("reading an OpenAI speech start")
         return original(self, *args, **kwargs)
@@ -538,11 +563,12 @@ def _on_openai_speech_stopped(original: Callable[..., Any]) -> Callable[..., Any
         if FEATURE in _ACTIVE:
             try:
                 event = args[0] if args else None
-                _provider_speech_stopped(
-                    getattr(self, REALTIME_TRACK, None) or realtime_track(self),
-                    getattr(event, "item_id", None),
-                    getattr(event, "audio_end_ms", None),
-                )
+                track = getattr(self, REALTIME_TRACK, None) or realtime_track(self)
+                if event is None or event is not track.speech_event:  # not seen in an override
+                    track.speech_event = event
+                    _provider_speech_stopped(
+                        track, getattr(event, "item_id", None), getattr(event, "audio_end_ms", None)
+                    )
             except Exception:
                 hook_failed("reading an OpenAI speech stop")
         return original(self, *args, **kwargs)
@@ -819,6 +845,7 @@ class TranscriptIdentity(Feature):
     parts = {
         "livekit.plugins.google": "install_gemini",
         **{module: "install_openai" for module, _ in _OPENAI_ENGINES},
+        **{module: "install_openai" for module in _OPENAI_SUBCLASSES},
     }
 
     def probe(self) -> Probe:
@@ -853,20 +880,24 @@ class TranscriptIdentity(Feature):
         patcher.wrap(llm.RealtimeSession, "__init__", _on_realtime_session_init)
 
     def install_openai(self, patcher: Patcher) -> None:
-        """An OpenAI-protocol engine module was imported: wrap its speech handlers and its
-        connection (once per class: in 1.8 the plugin's module re-exports the engine's)."""
+        """An OpenAI-protocol engine (or a subclass's) module was imported: wrap the speech
+        handlers wherever the family defines them, so that the speech is signalled before an
+        override's own work (the first wrapper reached handles the event), and each engine's
+        connection. Each once: in 1.8 the plugin's module re-exports the engine's class."""
         handlers = (
             ("_handle_input_audio_buffer_speech_started", _on_openai_speech_started),
             ("_handle_input_audio_buffer_speech_stopped", _on_openai_speech_stopped),
         )
-        for module_name, class_name in _OPENAI_ENGINES:
-            cls = getattr(sys.modules.get(module_name), class_name, None)
-            if not isinstance(cls, type) or patcher.has_wrapped(cls, "_create_ws_conn"):
-                continue
+        engines = {getattr(sys.modules.get(m), c, None) for m, c in _OPENAI_ENGINES}
+        for cls in _openai_family():
             for name, build in handlers:
-                if name in vars(cls):
+                if name in vars(cls) and not patcher.has_wrapped(cls, name):
                     patcher.wrap_inline(cls, name, build)
-            if "_create_ws_conn" in vars(cls):
+            if (
+                cls in engines
+                and "_create_ws_conn" in vars(cls)
+                and not patcher.has_wrapped(cls, "_create_ws_conn")
+            ):
                 patcher.wrap(cls, "_create_ws_conn", _on_openai_connection)
 
     def _add_fields(self, patcher: Patcher) -> None:
