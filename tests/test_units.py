@@ -318,26 +318,25 @@ def test_malformed_frames_native_only_with_a_parser_that_rejects_every_dropped_f
         )
 
 
-def test_reverting_wrappers_in_any_order_restores_the_original_and_keeps_the_others() -> None:
-    """Features wrap the same method in the order their modules are imported and are reverted
-    in registration order: a wrapper under another one is spliced out, never left behind."""
+def _tagging(tag: str) -> Wrapper:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        return f"{tag}({wrapped(*args, **kwargs)})"
+
+    return wrapper
+
+
+def _undo_in_any_order_leaves_the_others(install: Callable[[type, list[Patcher]], None]) -> None:
+    """``install`` wraps ``Session.receive`` with a, b, c (one patcher each, a innermost);
+    undoing them in any order keeps the others working and ends with the exact original."""
 
     class Session:
         def receive(self, frame: str) -> str:
             return frame
 
     original = vars(Session)["receive"]
-
-    def tagging(tag: str) -> Wrapper:
-        def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-            return f"{tag}({wrapped(*args, **kwargs)})"
-
-        return wrapper
-
     for order in ([0, 1, 2], [1, 0, 2], [2, 1, 0], [1, 2, 0]):
         patchers = [Patcher() for _ in range(3)]
-        for tag, patcher in zip("abc", patchers, strict=True):
-            patcher.wrap(Session, "receive", tagging(tag))
+        install(Session, patchers)
         assert Session().receive("f") == "c(b(a(f)))"
         left = {0: "a", 1: "b", 2: "c"}
         for index in order:
@@ -350,15 +349,20 @@ def test_reverting_wrappers_in_any_order_restores_the_original_and_keeps_the_oth
         assert vars(Session)["receive"] is original, order
 
 
+def test_reverting_wrappers_in_any_order_restores_the_original_and_keeps_the_others() -> None:
+    """Features wrap the same method in the order their modules are imported and are reverted
+    in registration order: a wrapper under another one is spliced out, never left behind."""
+
+    def install(session: type, patchers: list[Patcher]) -> None:
+        for tag, patcher in zip("abc", patchers, strict=True):
+            patcher.wrap(session, "receive", _tagging(tag))
+
+    _undo_in_any_order_leaves_the_others(install)
+
+
 def test_inline_wrappers_splice_out_like_the_others() -> None:
     """``wrap_inline`` (one call per event) mixed with ``wrap``: any undo order leaves the
     others working and, at the end, the exact original."""
-
-    class Session:
-        def receive(self, frame: str) -> str:
-            return frame
-
-    original = vars(Session)["receive"]
 
     def inline(tag: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def build(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -369,28 +373,13 @@ def test_inline_wrappers_splice_out_like_the_others() -> None:
 
         return build
 
-    def tagging(tag: str) -> Wrapper:
-        def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-            return f"{tag}({wrapped(*args, **kwargs)})"
+    def install(session: type, patchers: list[Patcher]) -> None:
+        patchers[0].wrap_inline(session, "receive", inline("a"))
+        patchers[1].wrap(session, "receive", _tagging("b"))
+        patchers[2].wrap_inline(session, "receive", inline("c"))
+        assert vars(session)["receive"].__name__ == "receive"
 
-        return wrapper
-
-    for order in ([0, 1, 2], [1, 0, 2], [2, 1, 0], [1, 2, 0]):
-        patchers = [Patcher() for _ in range(3)]
-        patchers[0].wrap_inline(Session, "receive", inline("a"))
-        patchers[1].wrap(Session, "receive", tagging("b"))
-        patchers[2].wrap_inline(Session, "receive", inline("c"))
-        assert Session().receive("f") == "c(b(a(f)))"
-        assert vars(Session)["receive"].__name__ == "receive"
-        left = {0: "a", 1: "b", 2: "c"}
-        for index in order:
-            patchers[index].undo()
-            del left[index]
-            expected = "f"
-            for tag in sorted(left.values()):
-                expected = f"{tag}({expected})"
-            assert Session().receive("f") == expected, (order, index)
-        assert vars(Session)["receive"] is original, order
+    _undo_in_any_order_leaves_the_others(install)
 
 
 def test_an_inline_wrapper_must_call_original() -> None:
