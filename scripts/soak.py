@@ -233,7 +233,7 @@ def main() -> int:
     ok = peak <= 1000 and worst_rss <= 20 and speed >= 0.95
     print(
         f"soak: peak {peak} entries (<= 1000), RSS +{worst_rss:.1f} MB beyond stock (<= 20), "
-        f"throughput {speed:.2f}x stock (>= 0.95, median of {len(ratios)} chunk pairs over "
+        f"throughput {speed:.3f}x stock (>= 0.95, median of {len(ratios)} chunk pairs over "
         f"{args.pairs} process pairs): {'ok' if ok else 'MISSED'}"
     )
     return 0
