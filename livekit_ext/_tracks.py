@@ -154,31 +154,40 @@ class RealtimeTrack:
 
     def provider_speech_started(
         self, item_id: str | None, *, arrival: float, audio_offset: float | None
-    ) -> None:
-        """The provider said speech began; bind it to ``item_id`` or keep it for the next item."""
+    ) -> float:
+        """The provider said speech began; bind it to ``item_id`` or keep it for the next item.
+
+        Returns the start now known for it (an item keeps its first start)."""
         started = arrival
         if audio_offset is not None and (mapped := self.timeline.wall_time_at(audio_offset)):
             started = min(mapped, arrival)
         self._pending_vad_start = None  # the provider's signal supersedes the local VAD's
-        if item_id:
-            self.starts.setdefault(item_id, started)
-            self._pending_provider_start = None
-        else:
+        if not item_id:
             self._pending_provider_start = started
+            return started
+        self._pending_provider_start = None
+        known = self.starts.get(item_id)
+        if known is not None:
+            return known
+        self.starts[item_id] = started
+        return started
 
     def vad_speech_started(self, started: float) -> None:
         self._pending_vad_start = started
 
     def provider_speech_stopped(
         self, item_id: str | None, *, arrival: float, audio_offset: float | None
-    ) -> None:
-        """The provider said speech ended: keep when, for matching a parallel STT by time."""
+    ) -> float:
+        """The provider said speech ended: keep when, for matching a parallel STT by time.
+
+        Returns the stop."""
         self.last_stopped_item = item_id
         stopped = arrival
         if audio_offset is not None and (mapped := self.timeline.wall_time_at(audio_offset)):
             stopped = min(mapped, arrival)
         if item_id:
             self.stops[item_id] = stopped
+        return stopped
 
     def bind_pending(self, item_id: str) -> None:
         """A new item appeared: it owns the speech start that was waiting for it."""

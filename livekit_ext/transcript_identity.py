@@ -589,26 +589,24 @@ async def _on_openai_connection(
 
 def _provider_speech_started(track: RealtimeTrack, item_id: Any, audio_start_ms: Any) -> None:
     item = item_id if type(item_id) is str and item_id else None
-    arrival = time.time()
     track.provider = "openai"
-    track.provider_speech_started(
+    started = track.provider_speech_started(
         item,
-        arrival=arrival,
+        arrival=time.time(),
         audio_offset=audio_start_ms / 1000 if isinstance(audio_start_ms, (int, float)) else None,
     )
-    track.signal("started", item, track.starts.get(item, arrival) if item else arrival)
+    track.signal("started", item, started)
 
 
 def _provider_speech_stopped(track: RealtimeTrack, item_id: Any, audio_end_ms: Any) -> None:
     item = item_id if type(item_id) is str and item_id else None
-    arrival = time.time()
     track.provider = "openai"
-    track.provider_speech_stopped(
+    stopped = track.provider_speech_stopped(
         item,
-        arrival=arrival,
+        arrival=time.time(),
         audio_offset=audio_end_ms / 1000 if isinstance(audio_end_ms, (int, float)) else None,
     )
-    track.signal("stopped", item, track.stops.get(item, arrival) if item else arrival)
+    track.signal("stopped", item, stopped)
 
 
 _AZURE_VOICE_LIVE = "livekit.plugins.azure.realtime"
@@ -675,10 +673,10 @@ def _on_gemini_message(track: RealtimeTrack, message: Any) -> None:
     # Gemini names the utterance only when its first transcript arrives; reserve that name now,
     # so whatever overlaps the speech from its start (a parallel STT) can already carry it
     reserved = _new_gemini_input_id()
-    track.provider_speech_started(reserved, arrival=time.time(), audio_offset=offset)
+    started = track.provider_speech_started(reserved, arrival=time.time(), audio_offset=offset)
     track.reserved_item = reserved
     track.speaking_item = reserved
-    track.signal("started", reserved, track.starts[reserved])
+    track.signal("started", reserved, started)
 
 
 def _gemini_speech_stopped(track: RealtimeTrack, offset: float | None) -> None:
