@@ -166,11 +166,7 @@ class RealtimeTrack:
             self._pending_provider_start = started
             return started
         self._pending_provider_start = None
-        known = self.starts.get(item_id)
-        if known is not None:
-            return known
-        self.starts[item_id] = started
-        return started
+        return self.starts.setdefault(item_id, started)
 
     def vad_speech_started(self, started: float) -> None:
         self._pending_vad_start = started
