@@ -39,11 +39,11 @@ class _BoundedMap(OrderedDict[str, V]):
 
     def __init__(self, limit: int = _MAX_TRACKED_ITEMS) -> None:
         super().__init__()
-        self._limit = limit
+        self.limit = limit
 
     def __setitem__(self, key: str, value: V) -> None:
         _set_ordered(self, key, value)  # not super(): this runs per speech start and stop
-        if len(self) > self._limit:  # one entry in, at most one out
+        if len(self) > self.limit:  # one entry in, at most one out
             self.popitem(last=False)
 
 
@@ -152,38 +152,47 @@ class RealtimeTrack:
             self.timeline.reset()
         self.connections += 1
 
-    def provider_speech_started(
-        self, item_id: str | None, *, arrival: float, audio_offset: float | None
+    def provider_speech(
+        self,
+        kind: Literal["started", "stopped"],
+        item_id: str | None,
+        *,
+        arrival: float,
+        audio_offset: float | None,
+        publish: bool = True,
     ) -> float:
-        """The provider said speech began; bind it to ``item_id`` or keep it for the next item.
+        """The provider said speech began or ended, for ``item_id`` (None: not named yet).
 
-        Returns the start now known for it (an item keeps its first start)."""
-        started = arrival
+        A start is bound to its item (which keeps its first start), or kept for the next
+        item; a stop is kept for matching a parallel STT by time. Unless ``publish`` is
+        False, the session's subscribers are told. Returns the time bound: the arrival, or
+        earlier where the audio offset maps onto the pushed audio. One call per speech
+        start and stop, which is why the bounded map's store is inline.
+        """
+        at = arrival
         if audio_offset is not None and (mapped := self.timeline.wall_time_at(audio_offset)):
-            started = min(mapped, arrival)
-        self._pending_vad_start = None  # the provider's signal supersedes the local VAD's
-        if not item_id:
-            self._pending_provider_start = started
-            return started
-        self._pending_provider_start = None
-        return self.starts.setdefault(item_id, started)
+            at = min(mapped, arrival)
+        item_id = item_id or None
+        if kind == "started":
+            self._pending_vad_start = None  # the provider's signal supersedes the local VAD's
+            self._pending_provider_start = at if item_id is None else None
+            times = self.starts
+        else:
+            self.last_stopped_item = item_id
+            times = self.stops
+        if item_id is not None:
+            if kind == "started" and item_id in times:
+                at = times[item_id]
+            else:
+                _set_ordered(times, item_id, at)
+                if len(times) > times.limit:  # one entry in, at most one out
+                    times.popitem(last=False)
+        if publish:
+            self.signal(kind, item_id, at)
+        return at
 
     def vad_speech_started(self, started: float) -> None:
         self._pending_vad_start = started
-
-    def provider_speech_stopped(
-        self, item_id: str | None, *, arrival: float, audio_offset: float | None
-    ) -> float:
-        """The provider said speech ended: keep when, for matching a parallel STT by time.
-
-        Returns the stop."""
-        self.last_stopped_item = item_id
-        stopped = arrival
-        if audio_offset is not None and (mapped := self.timeline.wall_time_at(audio_offset)):
-            stopped = min(mapped, arrival)
-        if item_id:
-            self.stops[item_id] = stopped
-        return stopped
 
     def bind_pending(self, item_id: str) -> None:
         """A new item appeared: it owns the speech start that was waiting for it."""

@@ -545,8 +545,9 @@ def _on_openai_speech_started(original: Callable[..., Any]) -> Callable[..., Any
                 track = getattr(self, REALTIME_TRACK, None) or realtime_track(self)
                 if event is None or event is not track.speech_event:  # not seen in an override
                     track.speech_event = event
-                    _provider_speech_started(
+                    _provider_speech(
                         track,
+                        "started",
                         getattr(event, "item_id", None),
                         getattr(event, "audio_start_ms", None),
                     )
@@ -566,8 +567,11 @@ def _on_openai_speech_stopped(original: Callable[..., Any]) -> Callable[..., Any
                 track = getattr(self, REALTIME_TRACK, None) or realtime_track(self)
                 if event is None or event is not track.speech_event:  # not seen in an override
                     track.speech_event = event
-                    _provider_speech_stopped(
-                        track, getattr(event, "item_id", None), getattr(event, "audio_end_ms", None)
+                    _provider_speech(
+                        track,
+                        "stopped",
+                        getattr(event, "item_id", None),
+                        getattr(event, "audio_end_ms", None),
                     )
             except Exception:
                 hook_failed("reading an OpenAI speech stop")
@@ -587,26 +591,17 @@ async def _on_openai_connection(
     return ws
 
 
-def _provider_speech_started(track: RealtimeTrack, item_id: Any, audio_start_ms: Any) -> None:
-    item = item_id if type(item_id) is str and item_id else None
+def _provider_speech(
+    track: RealtimeTrack, kind: Literal["started", "stopped"], item_id: Any, audio_ms: Any
+) -> None:
+    """An OpenAI-protocol speech start/stop, its fields as the server sent them."""
     track.provider = "openai"
-    started = track.provider_speech_started(
-        item,
+    track.provider_speech(
+        kind,
+        item_id if type(item_id) is str else None,
         arrival=time.time(),
-        audio_offset=audio_start_ms / 1000 if isinstance(audio_start_ms, (int, float)) else None,
+        audio_offset=audio_ms / 1000 if isinstance(audio_ms, (int, float)) else None,
     )
-    track.signal("started", item, started)
-
-
-def _provider_speech_stopped(track: RealtimeTrack, item_id: Any, audio_end_ms: Any) -> None:
-    item = item_id if type(item_id) is str and item_id else None
-    track.provider = "openai"
-    stopped = track.provider_speech_stopped(
-        item,
-        arrival=time.time(),
-        audio_offset=audio_end_ms / 1000 if isinstance(audio_end_ms, (int, float)) else None,
-    )
-    track.signal("stopped", item, stopped)
 
 
 _AZURE_VOICE_LIVE = "livekit.plugins.azure.realtime"
@@ -624,10 +619,10 @@ def _on_azure_voice_live_event(track: RealtimeTrack, event: Any) -> None:
         track.connected()
     elif kind == "input_audio_buffer.speech_started":
         item_id, offset = getattr(event, "item_id", None), getattr(event, "audio_start_ms", None)
-        _provider_speech_started(track, item_id, offset)
+        _provider_speech(track, "started", item_id, offset)
     elif kind == "input_audio_buffer.speech_stopped":
         item_id, offset = getattr(event, "item_id", None), getattr(event, "audio_end_ms", None)
-        _provider_speech_stopped(track, item_id, offset)
+        _provider_speech(track, "stopped", item_id, offset)
 
 
 # -- Gemini --------------------------------------------------------------------------------
@@ -673,10 +668,9 @@ def _on_gemini_message(track: RealtimeTrack, message: Any) -> None:
     # Gemini names the utterance only when its first transcript arrives; reserve that name now,
     # so whatever overlaps the speech from its start (a parallel STT) can already carry it
     reserved = _new_gemini_input_id()
-    started = track.provider_speech_started(reserved, arrival=time.time(), audio_offset=offset)
     track.reserved_item = reserved
     track.speaking_item = reserved
-    track.signal("started", reserved, started)
+    track.provider_speech("started", reserved, arrival=time.time(), audio_offset=offset)
 
 
 def _gemini_speech_stopped(track: RealtimeTrack, offset: float | None) -> None:
@@ -769,7 +763,10 @@ def _name_gemini_utterance(track: RealtimeTrack, offset: float | None) -> str:
     """Reserve the id of an utterance first heard of in a transcription (no voiceActivity),
     starting at ``offset`` into the audio where known, else now."""
     item_id = _new_gemini_input_id()
-    track.provider_speech_started(item_id, arrival=time.time(), audio_offset=offset)
+    # no signal: the transcript that named it is the utterance's first word
+    track.provider_speech(
+        "started", item_id, arrival=time.time(), audio_offset=offset, publish=False
+    )
     track.reserved_item = item_id
     return item_id
 

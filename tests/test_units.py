@@ -50,9 +50,9 @@ def test_audio_fed_faster_than_real_time_stays_one_run() -> None:
 def test_a_provider_start_is_clamped_to_its_arrival() -> None:
     track = RealtimeTrack()
     track.timeline.pushed(1.0, now=10.0)  # audio captured over [9, 10)
-    track.provider_speech_started("item_A", arrival=9.2, audio_offset=0.5)  # maps to 9.5
+    track.provider_speech("started", "item_A", arrival=9.2, audio_offset=0.5)  # maps to 9.5
     assert track.starts["item_A"] == 9.2
-    track.provider_speech_started("item_B", arrival=12.0, audio_offset=0.5)
+    track.provider_speech("started", "item_B", arrival=12.0, audio_offset=0.5)
     assert track.starts["item_B"] == 9.5
 
 
@@ -241,11 +241,11 @@ def test_a_reserved_item_is_taken_once_and_not_when_stale() -> None:
     import time
 
     track = RealtimeTrack()
-    track.provider_speech_started("GI_reserved", arrival=time.time(), audio_offset=None)
+    track.provider_speech("started", "GI_reserved", arrival=time.time(), audio_offset=None)
     track.reserved_item = "GI_reserved"
     assert track.take_reserved_item() == "GI_reserved"
     assert track.take_reserved_item() is None
-    track.provider_speech_started("GI_old", arrival=time.time() - 60, audio_offset=None)
+    track.provider_speech("started", "GI_old", arrival=time.time() - 60, audio_offset=None)
     track.reserved_item = "GI_old"
     assert track.take_reserved_item() is None
 
