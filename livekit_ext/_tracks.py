@@ -35,7 +35,10 @@ _PENDING_START_MAX_AGE = 30.0  # seconds a speech start may wait for its item be
 
 
 class _BoundedMap(OrderedDict[str, V]):
-    """An insertion-ordered map that forgets its oldest entries past a fixed size."""
+    """An insertion-ordered map that forgets its oldest entries past a fixed size.
+
+    ``RealtimeTrack.provider_speech`` stores the same way, inline (it runs per speech start
+    and stop); a change to how entries are forgotten belongs in both places."""
 
     def __init__(self, limit: int = _MAX_TRACKED_ITEMS) -> None:
         super().__init__()

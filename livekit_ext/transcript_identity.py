@@ -763,7 +763,7 @@ def _name_gemini_utterance(track: RealtimeTrack, offset: float | None) -> str:
     """Reserve the id of an utterance first heard of in a transcription (no voiceActivity),
     starting at ``offset`` into the audio where known, else now."""
     item_id = _new_gemini_input_id()
-    # no signal: the transcript that named it is the utterance's first word
+    # no signal: the transcript that named it starts the utterance for subscribers itself
     track.provider_speech(
         "started", item_id, arrival=time.time(), audio_offset=offset, publish=False
     )
