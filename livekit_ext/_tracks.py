@@ -289,6 +289,12 @@ class SessionTrack:
     """Called with each user transcript at the funnel before it is enriched (``Funnel``)."""
     observers: tuple[Callable[[Any], None], ...] = ()
     """Called with each user transcript at the funnel once enriched (``Funnel``)."""
+    origin: Any = None
+    """Where the user transcripts now reaching the funnel were born (a
+    ``transcript_identity.Origin``), set around the upstream handler that emits them:
+    upstream calls the funnel synchronously from it, in every release. Kept per session, not
+    in a ContextVar: the tasks and timers the handler starts copy the context, and would keep
+    an origin alive and hand it to whatever they emit later."""
 
 
 class TrackMap(Generic[T]):

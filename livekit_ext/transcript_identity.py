@@ -13,7 +13,6 @@ import contextvars
 import functools
 import logging
 import sys
-import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -118,22 +117,6 @@ _TURN_MESSAGE_ID: contextvars.ContextVar[_OneShotId | None] = contextvars.Contex
 )
 
 
-class _Born(threading.local):
-    """The origin of the events now reaching the funnel, set around the upstream handler
-    that emits them (upstream calls the funnel synchronously from it, in every release).
-
-    Thread-local, not a ContextVar: the handler starts tasks and timers (the user-away
-    timer), which copy the context as it is; a ContextVar's origin would live on in each
-    copy, keeping the origin (and its track) alive with the timer and handing it to whatever
-    the task emits later.
-    """
-
-    origin: Origin | None = None
-
-
-_BORN = _Born()
-
-
 # -- wrappers ------------------------------------------------------------------------------
 
 
@@ -203,7 +186,7 @@ def _funnel(original: Callable[..., Any]) -> Callable[..., Any]:
                 for stamp in track.stampers:
                     stamp(ev)
                 fields = ev.__dict__
-                origin = _BORN.origin
+                origin = track.origin
                 if origin is not None:
                     # the identity fields, set as pydantic's __setattr__ sets a field without
                     # assignment validation (the event's config), minus its dispatch; upstream's
@@ -279,8 +262,9 @@ def _on_realtime_transcription(original: Callable[..., Any]) -> Callable[..., An
     def _on_input_audio_transcription_completed(self: Any, *args: Any, **kwargs: Any) -> Any:
         if FEATURE not in _ACTIVE:
             return original(self, *args, **kwargs)
-        origin = None
+        origin = session = None
         try:
+            session = getattr(self._session, SESSION_TRACK, None) or session_track(self._session)
             # the realtime session's track, made at its __init__; read inline (per event)
             track = getattr(getattr(self, "_rt_session", None), REALTIME_TRACK, None)
             if track is not None:
@@ -293,11 +277,13 @@ def _on_realtime_transcription(original: Callable[..., Any]) -> Callable[..., An
                 origin = _new_origin(Origin, ("realtime", track, item_id, None))
         except Exception:
             hook_failed("reading a realtime transcription")
-        outer, _BORN.origin = _BORN.origin, origin
+        if session is None:
+            return original(self, *args, **kwargs)
+        outer, session.origin = session.origin, origin
         try:
             return original(self, *args, **kwargs)
         finally:
-            _BORN.origin = outer
+            session.origin = outer
 
     return _on_input_audio_transcription_completed
 
@@ -306,8 +292,9 @@ def _on_realtime_speech_stopped(original: Callable[..., Any]) -> Callable[..., A
     def _on_input_speech_stopped(self: Any, *args: Any, **kwargs: Any) -> Any:
         if FEATURE not in _ACTIVE:
             return original(self, *args, **kwargs)
-        origin = None
+        origin = session = None
         try:
+            session = getattr(self._session, SESSION_TRACK, None) or session_track(self._session)
             track = getattr(getattr(self, "_rt_session", None), REALTIME_TRACK, None)
             if track is not None:
                 if track.provider is None:
@@ -320,11 +307,13 @@ def _on_realtime_speech_stopped(original: Callable[..., Any]) -> Callable[..., A
                 origin = _new_origin(Origin, ("realtime", track, item_id, None))
         except Exception:
             hook_failed("reading a realtime speech stop")
-        outer, _BORN.origin = _BORN.origin, origin
+        if session is None:
+            return original(self, *args, **kwargs)
+        outer, session.origin = session.origin, origin
         try:
             return original(self, *args, **kwargs)
         finally:
-            _BORN.origin = outer
+            session.origin = outer
 
     return _on_input_speech_stopped
 
@@ -361,17 +350,19 @@ async def _on_activity_start(
 
 @when_active(FEATURE)
 def _on_stt_transcript(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    origin = None
+    origin = session = None
     try:
-        track = pipeline_track(instance._session)
-        origin = Origin("stt", track, resolve_item=track.turn_id)
+        session = session_track(instance._session)
+        origin = Origin("stt", session.pipeline, resolve_item=session.pipeline.turn_id)
     except Exception:
         hook_failed("reading an STT transcript")
-    outer, _BORN.origin = _BORN.origin, origin
+    if session is None:
+        return wrapped(*args, **kwargs)
+    outer, session.origin = session.origin, origin
     try:
         return wrapped(*args, **kwargs)
     finally:
-        _BORN.origin = outer
+        session.origin = outer
 
 
 @when_active(FEATURE)
@@ -535,49 +526,47 @@ def _openai_family() -> list[type]:
     return list(found)
 
 
-def _on_openai_speech_started(original: Callable[..., Any]) -> Callable[..., Any]:
-    def _handle_input_audio_buffer_speech_started(self: Any, *args: Any, **kwargs: Any) -> Any:
-        """``input_audio_buffer.speech_started``: its item id and audio offset, which the
-        ``input_speech_started`` the handler emits lacks (so this runs before the handler)."""
-        if FEATURE in _ACTIVE:
-            try:
-                event = args[0] if args else None
-                track = getattr(self, REALTIME_TRACK, None) or realtime_track(self)
-                if event is None or event is not track.speech_event:  # not seen in an override
-                    track.speech_event = event
-                    _provider_speech(
-                        track,
-                        "started",
-                        getattr(event, "item_id", None),
-                        getattr(event, "audio_start_ms", None),
-                    )
-            except Exception:
-                hook_failed("reading an OpenAI speech start")
-        return original(self, *args, **kwargs)
-
-    return _handle_input_audio_buffer_speech_started
+_OPENAI_SPEECH: dict[str, tuple[Literal["started", "stopped"], str]] = {
+    "input_audio_buffer.speech_started": ("started", "audio_start_ms"),
+    "input_audio_buffer.speech_stopped": ("stopped", "audio_end_ms"),
+}
+"""The OpenAI protocol's speech events: what they say, and their audio offset's field."""
 
 
-def _on_openai_speech_stopped(original: Callable[..., Any]) -> Callable[..., Any]:
-    def _handle_input_audio_buffer_speech_stopped(self: Any, *args: Any, **kwargs: Any) -> Any:
-        """``input_audio_buffer.speech_stopped``: which item stopped, and when."""
-        if FEATURE in _ACTIVE:
-            try:
-                event = args[0] if args else None
-                track = getattr(self, REALTIME_TRACK, None) or realtime_track(self)
-                if event is None or event is not track.speech_event:  # not seen in an override
-                    track.speech_event = event
-                    _provider_speech(
-                        track,
-                        "stopped",
-                        getattr(event, "item_id", None),
-                        getattr(event, "audio_end_ms", None),
-                    )
-            except Exception:
-                hook_failed("reading an OpenAI speech stop")
-        return original(self, *args, **kwargs)
+def _on_openai_speech(event_type: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The engine's handler of ``event_type``: the item id and audio offset, which the
+    ``input_speech_started``/``_stopped`` the handler emits lack (so this runs before it)."""
+    failure = f"reading an OpenAI {event_type}"
 
-    return _handle_input_audio_buffer_speech_stopped
+    def build(original: Callable[..., Any]) -> Callable[..., Any]:
+        def handler(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if FEATURE in _ACTIVE:
+                try:
+                    event = args[0] if args else None
+                    track = getattr(self, REALTIME_TRACK, None) or realtime_track(self)
+                    if event is None or event is not track.speech_event:  # not in an override
+                        track.speech_event = event
+                        _openai_speech(track, event_type, event)
+                except Exception:
+                    hook_failed(failure)
+            return original(self, *args, **kwargs)
+
+        return handler
+
+    return build
+
+
+def _openai_speech(track: RealtimeTrack, event_type: str, event: Any) -> None:
+    """An OpenAI-protocol speech start or stop, its fields as the server sent them."""
+    kind, offset_field = _OPENAI_SPEECH[event_type]
+    item_id, audio_ms = getattr(event, "item_id", None), getattr(event, offset_field, None)
+    track.provider = "openai"
+    track.provider_speech(
+        kind,
+        item_id if type(item_id) is str else None,
+        arrival=time.time(),
+        audio_offset=audio_ms / 1000 if isinstance(audio_ms, (int, float)) else None,
+    )
 
 
 @when_active(FEATURE)
@@ -589,19 +578,6 @@ async def _on_openai_connection(
     with hook_errors_logged("noting a realtime connection"):
         realtime_track(instance).connected()
     return ws
-
-
-def _provider_speech(
-    track: RealtimeTrack, kind: Literal["started", "stopped"], item_id: Any, audio_ms: Any
-) -> None:
-    """An OpenAI-protocol speech start/stop, its fields as the server sent them."""
-    track.provider = "openai"
-    track.provider_speech(
-        kind,
-        item_id if type(item_id) is str else None,
-        arrival=time.time(),
-        audio_offset=audio_ms / 1000 if isinstance(audio_ms, (int, float)) else None,
-    )
 
 
 _AZURE_VOICE_LIVE = "livekit.plugins.azure.realtime"
@@ -617,12 +593,8 @@ def _on_azure_voice_live_event(track: RealtimeTrack, event: Any) -> None:
     kind = getattr(kind, "value", kind)  # the SDK's str enum
     if kind == "session.created":
         track.connected()
-    elif kind == "input_audio_buffer.speech_started":
-        item_id, offset = getattr(event, "item_id", None), getattr(event, "audio_start_ms", None)
-        _provider_speech(track, "started", item_id, offset)
-    elif kind == "input_audio_buffer.speech_stopped":
-        item_id, offset = getattr(event, "item_id", None), getattr(event, "audio_end_ms", None)
-        _provider_speech(track, "stopped", item_id, offset)
+    elif isinstance(kind, str) and kind in _OPENAI_SPEECH:  # a str: unhashables never reach `in`
+        _openai_speech(track, kind, event)
 
 
 # -- Gemini --------------------------------------------------------------------------------
@@ -879,10 +851,10 @@ class TranscriptIdentity(Feature):
         handlers wherever the family defines them, so that the speech is signalled before an
         override's own work (the first wrapper reached handles the event), and each engine's
         connection. Each once: in 1.8 the plugin's module re-exports the engine's class."""
-        handlers = (
-            ("_handle_input_audio_buffer_speech_started", _on_openai_speech_started),
-            ("_handle_input_audio_buffer_speech_stopped", _on_openai_speech_stopped),
-        )
+        handlers = [
+            ("_handle_" + event_type.replace(".", "_"), _on_openai_speech(event_type))
+            for event_type in _OPENAI_SPEECH
+        ]
         engines = {getattr(sys.modules.get(m), c, None) for m, c in _OPENAI_ENGINES}
         for cls in _openai_family():
             for name, build in handlers:
