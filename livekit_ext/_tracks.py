@@ -35,18 +35,15 @@ _PENDING_START_MAX_AGE = 30.0  # seconds a speech start may wait for its item be
 
 
 class _BoundedMap(OrderedDict[str, V]):
-    """An insertion-ordered map that forgets its oldest entries past a fixed size.
-
-    ``RealtimeTrack.provider_speech`` stores the same way, inline (it runs per speech start
-    and stop); a change to how entries are forgotten belongs in both places."""
+    """An insertion-ordered map that forgets its oldest entries past a fixed size."""
 
     def __init__(self, limit: int = _MAX_TRACKED_ITEMS) -> None:
         super().__init__()
-        self.limit = limit
+        self._limit = limit
 
     def __setitem__(self, key: str, value: V) -> None:
         _set_ordered(self, key, value)  # not super(): this runs per speech start and stop
-        if len(self) > self.limit:  # one entry in, at most one out
+        if len(self) > self._limit:  # one entry in, at most one out
             self.popitem(last=False)
 
 
@@ -169,8 +166,7 @@ class RealtimeTrack:
         A start is bound to its item (which keeps its first start), or kept for the next
         item; a stop is kept for matching a parallel STT by time. Unless ``publish`` is
         False, the session's subscribers are told. Returns the time bound: the arrival, or
-        earlier where the audio offset maps onto the pushed audio. One call per speech
-        start and stop, which is why the bounded map's store is inline.
+        earlier where the audio offset maps onto the pushed audio.
         """
         at = arrival
         if audio_offset is not None and (mapped := self.timeline.wall_time_at(audio_offset)):

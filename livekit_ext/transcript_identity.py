@@ -264,7 +264,7 @@ def _on_realtime_transcription(original: Callable[..., Any]) -> Callable[..., An
             return original(self, *args, **kwargs)
         origin = session = None
         try:
-            session = getattr(self._session, SESSION_TRACK, None) or session_track(self._session)
+            session = session_track(self._session)
             # the realtime session's track, made at its __init__; read inline (per event)
             track = getattr(getattr(self, "_rt_session", None), REALTIME_TRACK, None)
             if track is not None:
@@ -294,7 +294,7 @@ def _on_realtime_speech_stopped(original: Callable[..., Any]) -> Callable[..., A
             return original(self, *args, **kwargs)
         origin = session = None
         try:
-            session = getattr(self._session, SESSION_TRACK, None) or session_track(self._session)
+            session = session_track(self._session)
             track = getattr(getattr(self, "_rt_session", None), REALTIME_TRACK, None)
             if track is not None:
                 if track.provider is None:
@@ -851,7 +851,7 @@ class TranscriptIdentity(Feature):
         handlers wherever the family defines them, so that the speech is signalled before an
         override's own work (the first wrapper reached handles the event), and each engine's
         connection. Each once: in 1.8 the plugin's module re-exports the engine's class."""
-        handlers = [
+        handlers = [  # upstream names each handler after its event
             ("_handle_" + event_type.replace(".", "_"), _on_openai_speech(event_type))
             for event_type in _OPENAI_SPEECH
         ]
