@@ -183,9 +183,7 @@ class RealtimeTrack:
             if kind == "started" and item_id in times:
                 at = times[item_id]
             else:
-                _set_ordered(times, item_id, at)
-                if len(times) > times.limit:  # one entry in, at most one out
-                    times.popitem(last=False)
+                times[item_id] = at
         if publish:
             self.signal(kind, item_id, at)
         return at
