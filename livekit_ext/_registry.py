@@ -417,6 +417,21 @@ class _Engine:
                     status.state, f"{status.reason}; not for {module.__name__}: {e!r}"
                 )
 
+    def wrap_inline_when_needed(self, feature: str, owner: type, name: str, build: Build) -> None:
+        """Install ``feature``'s inline wrapper of ``owner.name`` now, unless it is there.
+
+        For a hook only one kind of session needs (an STT pipeline's turn, a parallel STT's),
+        called just before the first moment it matters: every other session then pays no
+        call per event for it. It goes through the feature's patcher, so revert() takes it
+        out with the rest, and after the next apply() the next need installs it again.
+        """
+        patcher = self._patchers.get(feature)
+        if patcher is None or patcher.has_wrapped(owner, name):
+            return
+        with self._lock:
+            if self._patchers.get(feature) is patcher and not patcher.has_wrapped(owner, name):
+                patcher.wrap_inline(owner, name, build)
+
     def revert(self, names: Iterable[str] | None = None, *, reason: str | None = None) -> None:
         with self._lock:
             for name in self._with_dependents(names):

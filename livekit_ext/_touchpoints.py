@@ -155,7 +155,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     _tp(
         TI,
         "wrap",
-        "a user ChatMessage of an STT turn takes the turn's id",
+        "a user ChatMessage of an STT turn takes the turn's id (wrapped at the first STT turn)",
         "livekit.agents.llm.chat_context:ChatMessage.__init__",
     ),
     _tp(
@@ -281,7 +281,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     _tp(
         PS,
         "wrap",
-        "keep the STT's committed words out of the chat context",
+        "keep the STT's committed words out of the chat context (wrapped at the first such turn)",
         f"{SESSION}._conversation_item_added",
     ),
     _tp(

@@ -449,6 +449,12 @@ def _on_end_of_turn(wrapped: Callable[..., Any], instance: Any, args: Any, kwarg
             turn = _SttTurn(instance, transcript)
     if turn is None:
         return wrapped(*args, **kwargs)
+    # installed with the first such turn: sessions without a parallel STT pay nothing per item
+    from livekit.agents.voice.agent_session import AgentSession
+
+    ENGINE.wrap_inline_when_needed(
+        FEATURE, AgentSession, "_conversation_item_added", _conversation_item_added
+    )
     token = _STT_TURN.set(turn)  # the tasks it starts inherit it
     try:
         return wrapped(*args, **kwargs)
@@ -634,13 +640,11 @@ class ParallelSTT(Feature):
     def install(self, patcher: Patcher) -> None:
         from livekit.agents.voice import audio_recognition as ar
         from livekit.agents.voice.agent_activity import AgentActivity
-        from livekit.agents.voice.agent_session import AgentSession
 
         patcher.wrap(AgentActivity, "on_interim_transcript", _transcript_hook(is_final=False))
         patcher.wrap(AgentActivity, "on_final_transcript", _transcript_hook(is_final=True))
         patcher.wrap(AgentActivity, "_on_error", _on_error)
         patcher.wrap(AgentActivity, "on_end_of_turn", _on_end_of_turn)
-        patcher.wrap_inline(AgentSession, "_conversation_item_added", _conversation_item_added)
         patcher.wrap(ar.AudioRecognition, "_on_stt_event", _on_stt_event)
         mode = _restart_mode()
         if mode == "pipeline":

@@ -422,7 +422,7 @@ def _on_end_of_turn(wrapped: Callable[..., Any], instance: Any, args: Any, kwarg
     with hook_errors_logged("closing an STT turn"):
         track = pipeline_track(instance._session)
         if track.current_turn is not None:
-            box = _OneShotId(track.current_turn)
+            box = _turn_message_id(track.current_turn)
     token = _TURN_MESSAGE_ID.set(box)
     try:
         committed = wrapped(*args, **kwargs)
@@ -441,12 +441,22 @@ def _on_preemptive_generation(
     box = None
     with hook_errors_logged("reading a preemptive generation"):
         if (turn := pipeline_track(instance._session).current_turn) is not None:
-            box = _OneShotId(turn)
+            box = _turn_message_id(turn)
     token = _TURN_MESSAGE_ID.set(box)
     try:
         return wrapped(*args, **kwargs)
     finally:
         _TURN_MESSAGE_ID.reset(token)
+
+
+def _turn_message_id(item_id: str) -> _OneShotId:
+    """The id the user ChatMessage built next takes. Only STT pipelines set one, so the
+    ChatMessage hook that reads it is installed with the first (realtime sessions build a
+    ChatMessage per utterance and would pay a call each for nothing)."""
+    from livekit.agents import llm
+
+    ENGINE.wrap_inline_when_needed(FEATURE, llm.ChatMessage, "__init__", _chat_message_init)
+    return _OneShotId(item_id)
 
 
 def _chat_message_init(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -843,7 +853,6 @@ class TranscriptIdentity(Feature):
         patcher.wrap(AgentActivity, "on_end_of_turn", _on_end_of_turn)
         patcher.wrap(AgentActivity, "on_preemptive_generation", _on_preemptive_generation)
         patcher.wrap_inline(AgentActivity, "push_audio", _on_push_audio)
-        patcher.wrap_inline(llm.ChatMessage, "__init__", _chat_message_init)
         patcher.wrap(llm.RealtimeSession, "__init__", _on_realtime_session_init)
 
     def install_openai(self, patcher: Patcher) -> None:

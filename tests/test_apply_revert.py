@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from livekit.agents.voice.agent_activity import AgentActivity
@@ -139,12 +140,20 @@ class _Target:
         return "second"
 
 
-class _HalfBroken(Feature):
-    name = "half_broken"
-    description = "wraps one method, then fails"
+class _Plain(Feature):
+    name = "plain"
+    description = "wraps nothing at install"
 
     def probe(self) -> Probe:
         return Probe("patchable", "test feature")
+
+    def install(self, patcher: Patcher) -> None:
+        pass
+
+
+class _HalfBroken(_Plain):
+    name = "half_broken"
+    description = "wraps one method, then fails"
 
     def install(self, patcher: Patcher) -> None:
         patcher.wrap(_Target, "first", lambda w, i, a, k: "wrapped")
@@ -160,6 +169,45 @@ def test_a_feature_that_fails_half_way_is_rolled_back_entirely() -> None:
     assert "the second hook is missing" in status["half_broken"].reason
     assert _Target().first() == "first"
     assert "first" in vars(_Target) and not is_wrapper(vars(_Target)["first"])
+
+
+def _needed_second(original: Any) -> Any:
+    def second(self: Any) -> str:
+        return "needed " + str(original(self))
+
+    return second
+
+
+def test_a_wrapper_installed_when_needed_goes_in_once_and_out_with_its_feature() -> None:
+    engine = _Engine()
+    engine.register(_Plain())
+    engine.apply()
+    assert _Target().second() == "second"
+    engine.wrap_inline_when_needed("plain", _Target, "second", _needed_second)
+    engine.wrap_inline_when_needed("plain", _Target, "second", _needed_second)
+    assert _Target().second() == "needed second"  # one layer
+    engine.revert()
+    assert _Target().second() == "second" and not is_wrapper(vars(_Target)["second"])
+    engine.wrap_inline_when_needed("plain", _Target, "second", _needed_second)
+    assert _Target().second() == "second"  # not in effect: nothing goes in
+    engine.apply()
+    engine.wrap_inline_when_needed("plain", _Target, "second", _needed_second)
+    assert _Target().second() == "needed second"
+    engine.revert()
+    assert _Target().second() == "second"
+
+
+def test_apply_leaves_the_hooks_only_stt_turns_need_to_the_first_such_turn() -> None:
+    """A realtime session builds a user ChatMessage per utterance and adds it to the
+    conversation: it must not pay a call each for the STT pipeline's and parallel STT's
+    hooks there (the STT scenarios and parallel-STT tests show them installed when needed)."""
+    from livekit.agents import llm
+
+    livekit_ext.revert()
+    livekit_ext.apply()
+    assert livekit_ext.status()["parallel_stt"] == "patched"
+    assert "__init__" not in vars(llm.ChatMessage)
+    assert not is_wrapper(vars(AgentSession)["_conversation_item_added"])
 
 
 def test_a_probe_that_fails_makes_its_feature_unsupported_never_patched(
