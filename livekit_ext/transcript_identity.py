@@ -77,6 +77,9 @@ def _new_fields() -> dict[str, Any]:
 
 
 _FIELD_NAMES = ("item_id", "speech_started_at", "source")
+_added_fields: list[str] = []
+"""The identity fields the installed event class lacked, which the feature added (read off the
+class at install): what a session started without the extension misses."""
 
 
 class _Track(Protocol):
@@ -229,15 +232,18 @@ def _funnel(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _warn_started_unpatched(session: Any, track: Any) -> None:
     """A session started before the extension was applied: its realtime handlers were bound
-    to upstream's originals at start, so its transcripts cannot be enriched. Say so, once."""
-    if track.warned_unpatched:
+    to upstream's originals at start, so its transcripts cannot be enriched. Say so, once,
+    naming the fields this release lacks (a native ``item_id`` is still filled by upstream)."""
+    if track.warned_unpatched or not _added_fields:
         return
     track.warned_unpatched = True
+    lacking = "/".join(_added_fields)
     logger.warning(
         "livekit_ext: AgentSession %#x was started before livekit_ext was applied; its "
-        "realtime transcripts carry no item_id/speech_started_at/source. Import livekit_ext "
-        "(or call livekit_ext.apply()) before session.start()",
+        "realtime transcripts carry no %s (this livekit-agents release lacks them). Import "
+        "livekit_ext (or call livekit_ext.apply()) before session.start()",
         id(session),
+        lacking,
     )
 
 
@@ -881,7 +887,8 @@ class TranscriptIdentity(Feature):
         original = cls.__pydantic_fields__
         fields = dict(original)
         new_fields = _new_fields()
-        for name in _missing_fields():
+        _added_fields[:] = _missing_fields()
+        for name in _added_fields:
             fields[name] = new_fields[name]
 
         def rebuild(with_fields: dict[str, Any]) -> None:
@@ -894,6 +901,7 @@ class TranscriptIdentity(Feature):
                 handlers.clear()
 
         patcher.on_undo(lambda: rebuild(original))
+        patcher.on_undo(_added_fields.clear)
         rebuild(fields)
 
     def install_gemini(self, patcher: Patcher) -> None:

@@ -10,13 +10,18 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from .identity import Source, identity
+
+if TYPE_CHECKING:
+    from ._tracks import SessionTrack
 
 logger = logging.getLogger("livekit_ext")
 
 IDENTITY_FEATURE = "transcript_identity"
+SOURCES: tuple[Source, ...] = get_args(Source)
+"""The engines a transcript comes from; any other ``source`` is a typo, not an empty answer."""
 
 
 class TranscriptLog:
@@ -32,6 +37,7 @@ class TranscriptLog:
         _check_window(window)
         self._finals: deque[Any] = deque(maxlen=window)
         self._latest: dict[tuple[Source | None, bool], Any] = {}
+        self._warned_not_started = False
 
     @property
     def window(self) -> int:
@@ -44,7 +50,12 @@ class TranscriptLog:
             self._finals = deque(self._finals, maxlen=window)
 
     def latest(self, source: Source | None = None, final_only: bool = True) -> Any | None:
-        """The newest ``UserInputTranscribedEvent`` of ``source`` (any source when None)."""
+        """The newest ``UserInputTranscribedEvent`` of ``source`` (any source when None).
+
+        An unknown ``source`` (``"sst"``) raises ``ValueError``: a None for a typo would read
+        as "nothing heard yet"."""
+        if source is not None and source not in SOURCES:
+            raise _unknown_source(source)
         return self._latest.get((source, final_only))
 
     def for_item(self, item_id: str) -> list[Any]:
@@ -62,11 +73,19 @@ class TranscriptLog:
         transcripts (the speech-stop marker) are skipped."""
         if not getattr(ev, "transcript", ""):
             return
-        source = source or getattr(ev, "source", None)
+        if source is None:
+            source = getattr(ev, "source", None)
+        elif source not in SOURCES:
+            raise _unknown_source(source)
         self._latest[(source, False)] = self._latest[(None, False)] = ev
         if ev.is_final:
             self._latest[(source, True)] = self._latest[(None, True)] = ev
             self._finals.append(ev)
+
+
+def _unknown_source(source: object) -> ValueError:
+    valid = ", ".join(repr(s) for s in SOURCES)
+    return ValueError(f"source must be one of {valid} or None, got {source!r}")
 
 
 def _check_window(window: int) -> None:
@@ -79,7 +98,8 @@ def transcripts(session: Any, *, window: int | None = None) -> TranscriptLog:
 
     Where the transcript_identity feature is not in effect (``LIVEKIT_EXT_DISABLE``, an
     upstream that does it natively) the log can only record from this first call on, and says
-    so in a warning rather than being silently short.
+    so in a warning rather than being silently short. On a session that is not started (and
+    has logged nothing) it warns once per session: its empty log is not the user's silence.
     """
     from . import _tracks
     from ._observe import observe_before_listeners
@@ -90,6 +110,7 @@ def transcripts(session: Any, *, window: int | None = None) -> TranscriptLog:
     track = _tracks.session_track(session)
     if window is not None:
         track.log.resize(window)
+    _warn_if_not_started(session, track)
     if not ENGINE.is_active(IDENTITY_FEATURE) and track.log_recorded_at_funnel:
         track.log_recorded_at_funnel = False
         if callable(getattr(session, "emit", None)):
@@ -101,3 +122,19 @@ def transcripts(session: Any, *, window: int | None = None) -> TranscriptLog:
                 "in it"
             )
     return track.log
+
+
+def _warn_if_not_started(session: Any, track: SessionTrack) -> None:
+    """A tool handed the wrong session (or reading before ``start()``) would see an empty log
+    that looks like silence from the user; say so once per session instead."""
+    log = track.log
+    if log._warned_not_started or log._latest or track.started_patched:
+        return
+    if getattr(session, "_started", True):  # running (or not an AgentSession we can judge)
+        return
+    log._warned_not_started = True
+    logger.warning(
+        "livekit_ext: transcripts(): AgentSession %#x is not started: its log is empty, and "
+        "records from session.start() on",
+        id(session),
+    )
