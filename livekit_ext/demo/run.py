@@ -2,10 +2,15 @@
 digit, the parallel STT gets it right, and a function tool reads the STT's transcript.
 
 Everything is real but the model's side of the socket: a real ``AgentSession`` with the real
-OpenAI realtime plugin connected to the bundled loopback server, a recorded WAV as the
-microphone, PocketSphinx (offline, digits grammar) as the parallel STT. The loopback server
-plays the model: it reports the speech where the WAV has it, replays a transcript with one
-digit wrong, and calls the ``save_phone_number`` tool.
+OpenAI (or, ``--provider gemini``, Gemini Live) realtime plugin connected to the bundled
+loopback server, a recorded WAV as the microphone, PocketSphinx (offline, digits grammar) as the
+parallel STT. The loopback server plays the model: it reports the speech where the WAV has it,
+replays a transcript with one digit wrong, and calls the ``save_phone_number`` tool.
+
+The output explains itself to someone who has not read this: what is about to happen, a legend,
+one row per change of what either engine heard, the tool's moment, and a closing line that is
+the same for every provider. ``as_json`` keeps stdout for one JSON line (the story goes to
+stderr).
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import asyncio
 import json
 import logging
 import os
+import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from livekit.agents import Agent, RunContext, function_tool
 
@@ -32,13 +38,89 @@ REALTIME_HEARD = ["my number is", " four seven", " nine one", " two three", " fi
 
 PRE_ROLL = 0.5  # seconds of silence before the recording
 
+PROVIDERS = {"openai": "OpenAI Realtime", "gemini": "Gemini Live"}
+
+DIGIT_WORDS = {
+    "zero": "0",
+    "oh": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+}
+
+ITEM_WIDTH = 18  # "item_caller_number"; Gemini's "GI_..." ids are shorter
+REALTIME_WIDTH = len("".join(REALTIME_HEARD) + " [final]")
+
+LEGEND = (
+    "one row each time either engine's transcript of the utterance changes:",
+    "  item      the utterance's item_id: the realtime and the STT transcripts of the same "
+    "speech share it",
+    "  start     when the caller began speaking (speech_started_at), seconds after the call began",
+    "  realtime  what the realtime model has heard so far, [final] once final (- nothing yet)",
+    "  stt       what the parallel STT has heard so far (digits: it has a digits grammar), "
+    "likewise",
+)
+
+
+def digits_in(text: str) -> str:
+    """The digits a transcript spells out, so the two engines' answers compare at a glance."""
+    words = text.lower().replace(",", " ").split()
+    return "".join(DIGIT_WORDS.get(w, w if w.isdigit() else "") for w in words)
+
+
+class Narrator:
+    """Prints the story: to stdout, or to stderr when stdout is kept for the ``--json`` line."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, line: str = "") -> None:
+        print(line, file=self.stream, flush=True)
+
+
+def introduce(say: Narrator, provider: str, meta: dict[str, Any], *, live: bool) -> None:
+    """What is about to happen, and how to read the rows that follow."""
+    model = (
+        f"{PROVIDERS[provider]}, the live service"
+        if live
+        else f"{PROVIDERS[provider]}, played offline by a loopback server that mishears one digit"
+    )
+    say(f"A recorded caller reads out a phone number to a realtime model ({model}).")
+    say(
+        "A parallel STT (PocketSphinx) hears the same audio; the save_phone_number tool reads "
+        "both transcripts (livekit_ext.transcripts(session)) and saves the STT's."
+    )
+    say()
+    say(f"caller says: {' '.join(meta['words'])}  (digits {meta['digits']})")
+    say()
+    for line in LEGEND:
+        say(line)
+    say()
+    say(_row("item", "start", "realtime", "stt"))
+
+
+def _row(item: str, start: str, realtime: str, stt: str) -> str:
+    return f"{item:<{ITEM_WIDTH}}  {start:>6}  {realtime:<{REALTIME_WIDTH}}  {stt}".rstrip()
+
 
 class UtteranceTable:
-    """One line per utterance update: item id, speech start, realtime and STT transcripts."""
+    """One row per change of an utterance: item id, speech start, realtime and STT transcripts.
 
-    def __init__(self, session: Any, started: float) -> None:
+    Both engines report the utterance (``utterance_started`` comes from each): a row that
+    would repeat the previous one of its item is not printed.
+    """
+
+    def __init__(self, session: Any, started: float, say: Narrator) -> None:
         self.started = started
+        self.say = say
         self.rows: dict[str, dict[str, str]] = {}
+        self._printed: dict[str, str] = {}
         # one view per engine: each reports its own final for the shared item id
         for source in ("realtime", "stt"):
             utterances = livekit_ext.Utterances(session, source=source)
@@ -49,37 +131,57 @@ class UtteranceTable:
         row = self.rows.setdefault(u.item_id, {"realtime": "", "stt": ""})
         if u.source is not None:
             row[u.source] = u.transcript + (" [final]" if u.final else "")
-        start = f"+{u.speech_started_at - self.started:5.2f}s" if u.speech_started_at else "   ?   "
-        print(
-            f"{u.item_id:<16} speech {start}  realtime: {row['realtime'] or '-':<48}"
-            f"  stt: {row['stt'] or '-'}",
-            flush=True,
-        )
+        start = f"+{u.speech_started_at - self.started:.2f}s" if u.speech_started_at else "?"
+        line = _row(u.item_id, start, row["realtime"] or "-", row["stt"] or "-")
+        if self._printed.get(u.item_id) != line:
+            self._printed[u.item_id] = line
+            self.say(line)
 
 
 class PhoneAgent(Agent):
     """Takes the caller's number; its tool trusts the phone-number STT over the model."""
 
-    def __init__(self) -> None:
+    def __init__(self, say: Narrator) -> None:
         super().__init__(instructions="Take the caller's phone number and save it.")
+        self.say = say
         self.saved: str | None = None
+        self.heard: dict[str, str | None] = {"realtime": None, "stt": None}
 
     @function_tool
     async def save_phone_number(self, context: RunContext) -> str:  # type: ignore[type-arg]
         """Save the caller's phone number, as the dedicated phone-number STT heard it."""
         log = livekit_ext.transcripts(context.session)
-        stt, realtime = log.latest(source="stt"), log.latest(source="realtime")
-        self.saved = stt.transcript if stt is not None else None
-        print(
-            f"save_phone_number(): the STT heard {self.saved!r}, the realtime model heard "
-            f"{realtime.transcript if realtime else None!r}",
-            flush=True,
+        stt = log.latest(source="stt")
+        # Gemini finalises the model's transcript with its turn: take what it has heard so far
+        realtime = log.latest(source="realtime") or log.latest(source="realtime", final_only=False)
+        self.heard = {
+            "realtime": realtime.transcript if realtime is not None else None,
+            "stt": stt.transcript if stt is not None else None,
+        }
+        self.saved = self.heard["stt"]
+        self.say()
+        self.say(f">>> save_phone_number(): {self.callout()}")
+        self.say()
+        return self.saved or "nothing: the STT heard no number"
+
+    def callout(self) -> str:
+        """The moment that matters, in one line: what each engine heard, and what was saved."""
+        realtime, stt = self.heard["realtime"], self.heard["stt"]
+        return (
+            f"the realtime model heard {digits_in(realtime) if realtime else 'nothing'}, "
+            f"the STT heard {stt or 'nothing'}, and the tool saved {self.saved or 'nothing'}"
         )
-        return f"saved {self.saved}"
+
+
+def closing_line(saved: str | None, expected: str) -> str:
+    """The demo's last line: the same for every provider, as its exit status is."""
+    if saved == expected:
+        return f"result: the tool saved {saved}, the number the caller said"
+    return f"result: the tool saved {saved or 'nothing'}, but the caller said {expected}"
 
 
 async def _play_the_model(
-    server: OpenAIRealtimeServer, session: Any, meta: dict[str, Any], rate: int
+    server: OpenAIRealtimeServer, session: Any, meta: dict[str, Any], rate: int, say: Narrator
 ) -> None:
     """The model's side: speech where the WAV has it, a transcript, then the tool call."""
     start_ms = round((PRE_ROLL + meta["speech_start"]) * 1000)
@@ -103,14 +205,14 @@ async def _play_the_model(
         timeout=10,
     )
     create = await server.wait_for_client_event("response.create", timeout=10)
-    said = f"Thanks, I saved {json.dumps(output['item'].get('output'))}."
+    said = _thanks(output["item"].get("output"))
     metadata = (create.get("response") or {}).get("metadata")
     await server.send(*oai.assistant_reply("resp_2", "item_reply", said, metadata=metadata))
-    print(f"agent: {said}", flush=True)
+    say(f"agent: {said}")
 
 
 async def _play_gemini(
-    server: Any, session: Any, mic: PacedAudioInput, meta: dict[str, Any]
+    server: Any, session: Any, mic: PacedAudioInput, meta: dict[str, Any], say: Narrator
 ) -> None:
     """Gemini's side: voiceActivity where the WAV has speech, input transcription, tool call."""
     from livekit_ext.testing import gemini_server as gem
@@ -126,12 +228,24 @@ async def _play_gemini(
         await asyncio.sleep(0.05)
     await _wait_for_stt_final(session)
     await server.send(gem.tool_call("save_phone_number", {}, "call_1"), gem.turn_complete())
-    await server.wait_for_client_event(
+    response = await server.wait_for_client_event(
         lambda e: "tool_response" in e or "toolResponse" in e, timeout=10
     )
-    said = "Thanks, I saved your number."
+    said = _thanks(_gemini_tool_output(response))
     await server.send(gem.output_transcription(said), gem.turn_complete())
-    print(f"agent: {said}", flush=True)
+    say(f"agent: {said}")
+
+
+def _thanks(output: Any) -> str:
+    """The model's reply to the tool's result: the same words whichever provider plays it."""
+    return f"Thanks, I saved {output}."
+
+
+def _gemini_tool_output(event: dict[str, Any]) -> Any:
+    """The tool's return value in a Gemini ``toolResponse`` (either key spelling)."""
+    response = event.get("toolResponse") or event.get("tool_response") or {}
+    calls = response.get("functionResponses") or response.get("function_responses") or [{}]
+    return (calls[0].get("response") or {}).get("output")
 
 
 async def _wait_for_mic(mic: PacedAudioInput, offset: float) -> None:
@@ -160,35 +274,39 @@ async def _wait_for_audio(server: OpenAIRealtimeServer, ms: int, rate: int) -> N
     await server.wait_until(lambda: received_ms() >= ms, timeout=30)
 
 
-async def _offline(provider: str) -> int:
+async def _offline(provider: str, say: Narrator) -> dict[str, Any]:
     async with _loopback(provider) as server:
         model = _model(provider, server)
         session, mic, meta = _phone_call_session(model)
-        table = UtteranceTable(session, time.time())
-        agent = PhoneAgent()
-        print(f"caller says: {' '.join(meta['words'])}  (digits {meta['digits']})", flush=True)
+        introduce(say, provider, meta, live=False)
+        table = UtteranceTable(session, time.time(), say)
+        agent = PhoneAgent(say)
         await session.start(agent)
         try:
             if provider == "gemini":
-                play = _play_gemini(server, session, mic, meta)
+                play = _play_gemini(server, session, mic, meta, say)
             else:
-                play = _play_the_model(server, session, meta, 24000)
+                play = _play_the_model(server, session, meta, 24000, say)
             await asyncio.wait_for(play, timeout=40)
         finally:
             mic.close()
             await session.aclose()
             await model.aclose()
-        print(
-            json.dumps(
-                {
-                    "provider": provider,
-                    "utterances": len(table.rows),
-                    "saved": agent.saved,
-                    "expected": meta["digits"],
-                }
-            )
-        )
-        return 0 if agent.saved == meta["digits"] else 1
+        return _outcome(provider, table, agent, meta)
+
+
+def _outcome(
+    provider: str, table: UtteranceTable, agent: PhoneAgent, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """What the ``--json`` line reports."""
+    return {
+        "provider": provider,
+        "utterances": len(table.rows),
+        "saved": agent.saved,
+        "expected": meta["digits"],
+        "realtime_heard": agent.heard["realtime"],
+        "stt_heard": agent.heard["stt"],
+    }
 
 
 def _phone_call_session(model: Any) -> tuple[Any, PacedAudioInput, dict[str, Any]]:
@@ -224,15 +342,15 @@ def _model(provider: str, server: Any) -> Any:
     return openai.realtime.RealtimeModel(base_url=server.base_url, api_key="demo")
 
 
-async def _live(provider: str) -> int:
+async def _live(provider: str, say: Narrator) -> dict[str, Any] | None:
     """The same session against the real service (keys from the environment), the WAV as mic.
 
     Not exercised by the test suite: it needs credentials and a network this build has not.
     """
     key = "GOOGLE_API_KEY" if provider == "gemini" else "OPENAI_API_KEY"
     if not os.environ.get(key):
-        print(f"--live talks to the real service: set {key}")
-        return 2
+        print(f"--live talks to the real service: set {key}", file=sys.stderr)
+        return None
     if provider == "gemini":
         from livekit.plugins import google
 
@@ -242,16 +360,16 @@ async def _live(provider: str) -> int:
 
         model = openai.realtime.RealtimeModel()
     session, mic, meta = _phone_call_session(model)
-    UtteranceTable(session, time.time())
-    agent = PhoneAgent()
+    introduce(say, provider, meta, live=True)
+    table = UtteranceTable(session, time.time(), say)
+    agent = PhoneAgent(say)
     await session.start(agent)
     try:
         await asyncio.sleep(PRE_ROLL + meta["speech_end"] + 10)
     finally:
         mic.close()
         await session.aclose()
-    print(json.dumps({"provider": provider, "saved": agent.saved, "expected": meta["digits"]}))
-    return 0
+    return _outcome(provider, table, agent, meta)
 
 
 def require_extras(provider: str) -> None:
@@ -264,8 +382,21 @@ def require_extras(provider: str) -> None:
         require("the demo", "openai", "livekit.plugins.openai")
 
 
-def run_demo(*, provider: str = "openai", live: bool = False) -> int:
-    """Raises ``MissingExtra`` (one line naming the extra) when a dependency is missing."""
+def run_demo(*, provider: str = "openai", live: bool = False, as_json: bool = False) -> int:
+    """Run the demo; 0 when the tool saved the number the caller said, else 1 (2: --live
+    without keys). ``as_json``: stdout is one JSON line, and the story goes to stderr.
+
+    Raises ``MissingExtra`` (one line naming the extra) when a dependency is missing.
+    """
     require_extras(provider)
     logging.basicConfig(level=logging.ERROR)
-    return asyncio.run(_live(provider) if live else _offline(provider))
+    say = Narrator(sys.stderr if as_json else sys.stdout)
+    outcome = asyncio.run(_live(provider, say) if live else _offline(provider, say))
+    if outcome is None:
+        return 2
+    say(closing_line(outcome["saved"], outcome["expected"]))
+    if as_json:
+        print(json.dumps(outcome), flush=True)
+    if live:  # a live model may not call the tool in time: the run itself is what counts
+        return 0
+    return 0 if outcome["saved"] == outcome["expected"] else 1
