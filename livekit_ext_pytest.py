@@ -7,7 +7,9 @@ these fixtures; a run that uses neither sees stock livekit-agents, as if the pac
 installed.
 
 The fixtures are pytest-asyncio fixtures. Under pytest-asyncio's default strict mode, mark the
-test ``@pytest.mark.asyncio``; with ``asyncio_mode = "auto"`` no marker is needed.
+test ``@pytest.mark.asyncio``; with ``asyncio_mode = "auto"`` no marker is needed. A user's
+project needs ``livekit-ext[pytest]`` (pytest, pytest-asyncio) and the extra of the plugin it
+tests (``[openai]``, ``[google]``), not the package's own ``[test]`` extra.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def _async_fixture(fixture: Callable[[], AsyncIterator[Any]]) -> Any:
 
     @pytest.fixture(name=fixture.__name__)
     def needs_pytest_asyncio() -> None:
-        pytest.fail(f'{fixture.__name__} needs pytest-asyncio: pip install "livekit-ext[test]"')
+        pytest.fail(f'{fixture.__name__} needs pytest-asyncio: pip install "livekit-ext[pytest]"')
 
     return needs_pytest_asyncio
 
