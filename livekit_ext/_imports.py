@@ -2,9 +2,15 @@
 
 ``import livekit_ext`` must cost an agent nothing for the plugins it does not use, so each
 feature is installed when the module it patches is imported by the application (or at once,
-if it already is). The same idea as wrapt's ``when_imported``, in ~60 lines and without its
+if it already is). The same idea as wrapt's ``when_imported``, in ~100 lines and without its
 import cost: a meta-path finder that, for a watched module name only, wraps the real loader so
 that the hooks run right after the module's code has executed.
+
+A module can also be *half* imported: ``from livekit.plugins import openai`` imports
+``livekit.agents`` from inside the plugin's realtime module, so when livekit.agents' hooks run,
+that module is in ``sys.modules`` without its classes yet. Such a module is waited for, never
+judged: ``is_imported`` says no, and its hooks run when its import completes (see
+``_FinishedNotice``).
 """
 
 from __future__ import annotations
@@ -29,18 +35,28 @@ _finding = threading.local()
 
 def when_imported(name: str, hook: Hook) -> None:
     """Call ``hook(module)`` once ``name`` is imported: now if it already is, else right after
-    its import completes. A hook that raises is logged; the import itself always succeeds."""
+    its import completes (also when it is being imported right now, by a caller further up
+    the stack). A hook that raises is logged; the import itself always succeeds."""
     with _lock:
         module = sys.modules.get(name)
-        if module is None:
+        if module is None or _initializing(module):
             _hooks.setdefault(name, []).append(hook)
-            _install_finder()
+            if module is None:
+                _install_finder()
+            else:
+                _notice_when_finished(module)
             return
     _run(hook, module)
 
 
 def is_imported(name: str) -> bool:
-    return name in sys.modules
+    """Whether ``name`` has been imported completely (a half-imported module is not)."""
+    module = sys.modules.get(name)
+    return module is not None and not _initializing(module)
+
+
+def _initializing(module: ModuleType) -> bool:
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
 def _run(hook: Hook, module: ModuleType) -> None:
@@ -52,12 +68,61 @@ def _run(hook: Hook, module: ModuleType) -> None:
 
 def _notify(name: str) -> None:
     with _lock:
+        module = sys.modules.get(name)
+        if module is None:  # the import failed: wait for the next attempt
+            if name in _hooks:
+                _install_finder()
+            return
         hooks = _hooks.pop(name, [])
-    module = sys.modules.get(name)
-    if module is None:
-        return
     for hook in hooks:
         _run(hook, module)
+
+
+def _notice_when_finished(module: ModuleType) -> None:
+    """Run ``module``'s hooks when its running import completes.
+
+    The import system marks a module's spec ``_initializing`` while its code runs and sets it
+    to False when done, success or not (``importlib._bootstrap._load_unlocked``); no other
+    public signal exists for an import already under way. The spec's class is swapped, for
+    that moment only, for a subclass that notices the write.
+    """
+    spec = module.__spec__
+    if spec is not None and not isinstance(spec, _FinishedNotice):
+        spec.__class__ = _noticing(type(spec))
+
+
+class _FinishedNotice:
+    """Marks a spec class made by ``_noticing``."""
+
+
+_NOTICING: dict[type, type] = {}
+
+
+def _noticing(base: type) -> type:
+    """``base`` with an ``_initializing`` attribute whose clearing runs the module's hooks
+    and puts the spec's own class back."""
+    cls = _NOTICING.get(base)
+    if cls is not None:
+        return cls
+
+    def get(spec: Any) -> bool:
+        return bool(vars(spec).get("_initializing", False))
+
+    def set_(spec: Any, value: bool) -> None:
+        vars(spec)["_initializing"] = value
+        if not value:
+            spec.__class__ = base
+            _notify(spec.name)
+
+    cls = type(
+        f"_Noticing{base.__name__}",
+        (base, _FinishedNotice),
+        {
+            "_initializing": property(get, set_),
+        },
+    )
+    _NOTICING[base] = cls
+    return cls
 
 
 class _NotifyingLoader:

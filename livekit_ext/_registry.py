@@ -12,7 +12,6 @@ import functools
 import importlib
 import inspect
 import logging
-import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
@@ -29,6 +28,8 @@ State = Literal["native", "patched", "unsupported", "disabled"]
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 Build = Callable[[Callable[..., Any]], Callable[..., Any]]
 _ABSENT = object()
+NOT_INSTALLED = " is not installed"
+"""How the reason of a feature whose distribution is absent ends (``doctor``: not needed)."""
 
 
 class FeatureStatus(str):
@@ -380,7 +381,7 @@ class _Engine:
             if dep_status is None or dep_status.state not in ("patched", "native"):
                 why = f"{dep_status.state}: {dep_status.reason}" if dep_status else "not decided"
                 return FeatureStatus("unsupported", f"needs {dep} ({why})")
-        missing = _touchpoints.missing(feature.name, frozenset(sys.modules))
+        missing = _touchpoints.missing(feature.name, is_imported)
         if missing:
             named = "; ".join(f"{tp} ({tp.why})" for tp in missing)
             logger.warning("livekit_ext: %s not applied: missing %s", feature.name, named)
@@ -475,7 +476,7 @@ class _Engine:
         if decided is not None:
             return self._settled(feature, decided) if decided.state == "patched" else decided
         if _compat.installed_version(feature.distribution) is None:
-            return FeatureStatus("unsupported", f"{feature.distribution} is not installed")
+            return FeatureStatus("unsupported", f"{feature.distribution}{NOT_INSTALLED}")
         imported = is_imported(feature.trigger)
         if feature.name in self._wanted:
             return FeatureStatus(

@@ -19,6 +19,7 @@ Pure data: importing this module imports nothing of livekit.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -582,18 +583,18 @@ def resolve(path: str) -> object | None:
     return obj
 
 
-def missing(feature: str, modules: frozenset[str] | None = None) -> list[Touchpoint]:
+def missing(feature: str, imported: Callable[[str], bool] | None = None) -> list[Touchpoint]:
     """The required touchpoints of ``feature`` that do not resolve in the imported modules.
 
     ``attr`` touchpoints (instance attributes) cannot be seen on a class; the sweep checks
-    them in the source. Only touchpoints whose modules are all in ``modules`` (when given)
-    are checked.
+    them in the source. With ``imported``, only touchpoints in a module it accepts are
+    checked: one not imported yet, or still being imported, is judged when it completes.
     """
     result = []
     for tp in for_feature(feature):
         if tp.optional or tp.kind == "attr":
             continue
-        if modules is not None and not any(m in modules for m in tp.modules):
+        if imported is not None and not any(imported(m) for m in tp.modules):
             continue
         if all(resolve(path) is None for path in tp.paths):
             result.append(tp)
