@@ -40,20 +40,6 @@ PRE_ROLL = 0.5  # seconds of silence before the recording
 
 PROVIDERS = {"openai": "OpenAI Realtime", "gemini": "Gemini Live"}
 
-DIGIT_WORDS = {
-    "zero": "0",
-    "oh": "0",
-    "one": "1",
-    "two": "2",
-    "three": "3",
-    "four": "4",
-    "five": "5",
-    "six": "6",
-    "seven": "7",
-    "eight": "8",
-    "nine": "9",
-}
-
 ITEM_WIDTH = 18  # "item_caller_number"; Gemini's "GI_..." ids are shorter
 REALTIME_WIDTH = len("".join(REALTIME_HEARD) + " [final]")
 
@@ -70,6 +56,8 @@ LEGEND = (
 
 def digits_in(text: str) -> str:
     """The digits a transcript spells out, so the two engines' answers compare at a glance."""
+    from .sphinx_stt import DIGIT_WORDS  # the STT's own words (imported late, as it is)
+
     words = text.lower().replace(",", " ").split()
     return "".join(DIGIT_WORDS.get(w, w if w.isdigit() else "") for w in words)
 
