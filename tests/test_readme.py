@@ -4,29 +4,54 @@ project outside the repository, against the installed package (convention: CONTR
 
 Script snippets of one document run one after another in one Python process, each with fresh
 globals in a directory of its own (the imports of livekit-agents are paid once); a name a
-snippet does not import or define still fails it. Pytest snippets run in one pytest session
-with pytest's default settings.
+snippet does not import or define still fails it. A snippet that only defines functions
+names a harness (``then: <name>``, ``readme_harnesses.py``) that calls them with a real
+session and fails unless their callbacks fired. Pytest snippets run the way a user's project
+would: in a fresh venv holding only ``livekit-ext[pytest]`` and the extras the snippet says it
+needs, with pytest's default settings.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _scratch import run_in
+from _scratch import run_in, scratch_env
 
 ROOT = Path(__file__).resolve().parent.parent
+HARNESSES = Path(__file__).resolve().parent / "readme_harnesses.py"
 DOCS = ("README.md", "CONTRIBUTING.md")
 HOW = re.compile(
-    r"<!--\s*snippet:\s*(script(?:,\s*prints:\s*(?P<prints>.*?))?|pytest|not run:\s*.*?)\s*-->"
+    r"<!--\s*snippet:\s*("
+    r"script(?:,\s*then:\s*(?P<then>\w+))?(?:,\s*prints:\s*(?P<prints>.*?))?"
+    r"|pytest|not run:\s*.*?)\s*-->"
 )
+# in [test] (the package's own suite), never needed by a user's project
+_TEST_ONLY = ("mypy", "hypothesis", "pocketsphinx", "syrupy", "xdist")
 FENCE = re.compile(r"^```(\w*)")
+NEEDS = re.compile(r'^# needs: pip install "livekit-ext\[(?P<extras>[\w,-]+)\]"$', re.M)
+# what a snippet uses -> the extra that installs it (the snippet must say so in `# needs:`)
+USES = {
+    "openai": re.compile(
+        r"livekit\.plugins import openai|livekit\.plugins\.openai|OpenAIRealtimeServer"
+        r"|openai_server|openai_realtime_session"
+    ),
+    "google": re.compile(
+        r"livekit\.plugins import google|livekit\.plugins\.google|GeminiLiveServer"
+        r"|gemini_server|gemini_realtime_session"
+    ),
+}
 
 RUNNER = """
 import os, runpy, sys, traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # readme_harnesses.py
 for path in sys.argv[1:]:
     os.chdir(os.path.dirname(path))
     try:
@@ -40,6 +65,13 @@ for path in sys.argv[1:]:
     print(f"snippet {os.path.basename(os.path.dirname(path))}: {'ok' if ok else 'FAILED'}", flush=True)
 """
 
+DRIVER = """
+# -- appended by tests/test_readme.py (then: {then}): call what the snippet defined
+import readme_harnesses
+
+readme_harnesses.drive({then!r}, globals())
+"""
+
 
 @dataclass(frozen=True)
 class Snippet:
@@ -50,10 +82,17 @@ class Snippet:
     code: str
     prints: str | None = None
     """For ``script, prints: <text>``: a line of its output must contain ``<text>``."""
+    then: str | None = None
+    """For ``script, then: <harness>``: the harness that calls what the snippet defined."""
 
     @property
     def name(self) -> str:
         return f"{self.doc.removesuffix('.md')}-L{self.line}"
+
+    @property
+    def extras(self) -> set[str]:
+        """The extras its ``# needs: pip install "livekit-ext[...]"`` line names."""
+        return {e for m in NEEDS.finditer(self.code) for e in m.group("extras").split(",")}
 
 
 def snippets(doc: str) -> list[Snippet]:
@@ -72,10 +111,11 @@ def snippets(doc: str) -> list[Snippet]:
             marker = HOW.fullmatch(previous.strip())
             how = re.sub(r"\s+", " ", marker.group(1)) if marker else ""
             prints = marker.group("prints") if marker else None
-            if prints is not None:
+            then = marker.group("then") if marker else None
+            if prints is not None or then is not None:
                 how = "script"
             code = "\n".join(lines[i + 1 : end]) + "\n"
-            found.append(Snippet(doc, i + 1, how, code, prints))
+            found.append(Snippet(doc, i + 1, how, code, prints, then))
         previous, i = "", end + 1
     return found
 
@@ -92,6 +132,25 @@ def test_every_python_snippet_says_how_it_runs() -> None:
     bare = [f"{s.doc}:{s.line}" for s in ALL if s.how == "not run:"]
     assert not bare, f"'not run' needs a reason: {bare}"
     assert any(s.how == "script" for s in ALL) and any(s.how == "pytest" for s in ALL)
+    import readme_harnesses
+
+    unknown = [f"{s.doc}:{s.line}: {s.then}" for s in ALL if s.then is not None]
+    unknown = [u for u in unknown if u.rpartition(": ")[2] not in readme_harnesses.HARNESSES]
+    assert not unknown, f"no such harness in tests/readme_harnesses.py: {unknown}"
+
+
+def test_a_snippet_that_needs_an_extra_says_which() -> None:
+    """A reader pasting a snippet learns from it what to install (the light venv reads it too)."""
+    missing = []
+    for s in ALL:
+        needed = {extra for extra, uses in USES.items() if uses.search(s.code)}
+        if s.how == "pytest":
+            needed.add("pytest")
+        if needed - s.extras:
+            missing.append(
+                f'{s.doc}:{s.line}: # needs: pip install "livekit-ext[{",".join(sorted(needed))}]"'
+            )
+    assert not missing, f"say what a snippet needs, in a line of its own: {missing}"
 
 
 @pytest.mark.parametrize("doc", [d for d in DOCS if any(s.how == "script" for s in snippets(d))])
@@ -101,8 +160,10 @@ def test_script_snippets_run(doc: str, tmp_path: Path) -> None:
     for s in scripts:
         (tmp_path / s.name).mkdir()
         paths.append(str(tmp_path / s.name / "snippet.py"))
-        (tmp_path / s.name / "snippet.py").write_text(s.code)
-    result = run_in(tmp_path, {"run_snippets.py": RUNNER}, "run_snippets.py", *paths)
+        driver = DRIVER.format(then=s.then) if s.then else ""
+        (tmp_path / s.name / "snippet.py").write_text(s.code + driver)
+    files = {"run_snippets.py": RUNNER, HARNESSES.name: HARNESSES.read_text()}
+    result = run_in(tmp_path, files, "run_snippets.py", *paths)
     report = result.stdout + result.stderr
     assert result.returncode == 0, report
     output: dict[str, list[str]] = {}
@@ -122,12 +183,64 @@ def test_script_snippets_run(doc: str, tmp_path: Path) -> None:
             )
 
 
+def _light_venv(path: Path, extras: set[str]) -> Path:
+    """A fresh venv holding only this checkout's ``livekit-ext[extras]`` and its
+    dependencies, as a user's project would; its python. The wheel is built from the
+    checkout (not editable), so what is tested is what gets installed."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    python = path / "bin" / "python"
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
+    result = subprocess.run(
+        [*install, "--no-compile", f"{ROOT}[{','.join(sorted(extras))}]"],
+        env=scratch_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return python
+
+
 @pytest.mark.parametrize("doc", [d for d in DOCS if any(s.how == "pytest" for s in snippets(d))])
-def test_pytest_snippets_pass(doc: str, tmp_path: Path) -> None:
+def test_pytest_snippets_pass_in_a_project_with_only_the_light_extra(
+    doc: str, tmp_path: Path
+) -> None:
+    """``pip install "livekit-ext[pytest,<plugin>]"`` is all a user's project needs for the
+    loopback fixtures: no mypy, hypothesis, pocketsphinx, or the other plugin."""
     tests = [s for s in snippets(doc) if s.how == "pytest"]
+    extras = {"pytest"}.union(*(s.extras for s in tests))
+    began = time.monotonic()
+    python = _light_venv(tmp_path / "venv", extras)
+    built = time.monotonic() - began
     files = {f"test_{s.name.replace('-', '_')}.py": s.code for s in tests}
-    result = run_in(tmp_path, files, "-m", "pytest", "-p", "no:cacheprovider", "-v")
-    report = result.stdout + result.stderr
+    result = subprocess.run(
+        [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-v"],
+        cwd=_project(tmp_path / "project", files),
+        env=scratch_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    report = f"(venv of livekit-ext[{','.join(sorted(extras))}] in {built:.0f} s)\n"
+    report += result.stdout + result.stderr
     assert result.returncode == 0, report
     for name in files:
         assert re.search(rf"^{re.escape(name)}::\S+ PASSED", result.stdout, re.M), report
+    heavy = "import importlib.util as u; print([m for m in HEAVY if u.find_spec(m)])"
+    listed = subprocess.run(
+        [str(python), "-c", heavy.replace("HEAVY", repr(_TEST_ONLY))],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert listed.stdout.strip() == "[]", f"the light venv has {listed.stdout}: [test] leaked in"
+    shutil.rmtree(tmp_path / "venv")
+
+
+def _project(path: Path, files: dict[str, str]) -> Path:
+    """An empty project: pytest's rootdir pinned here, its default settings."""
+    path.mkdir()
+    (path / "pytest.ini").write_text("[pytest]\n")
+    for name, text in files.items():
+        (path / name).write_text(text)
+    return path
