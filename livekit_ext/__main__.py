@@ -99,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--json",
         action="store_true",
-        help="print only the machine-readable outcome, one JSON line (for CI)",
+        help="stdout carries only the outcome as one JSON line, for CI (the story goes to stderr)",
     )
     return parser
 
