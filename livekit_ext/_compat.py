@@ -1,10 +1,12 @@
 """Which livekit-agents release is installed, and what the package makes of it.
 
-The supported range is declared once here (``MIN_RELEASE``, mirrored by the lower bound in
-``pyproject.toml``); there is no upper bound. A release newer than ``NEWEST_TESTED`` gets every
-feature whose touchpoints and probes hold, with one warning; ``LIVEKIT_EXT_STRICT=1`` applies
-nothing there. Below ``MIN_RELEASE`` nothing is applied. Everything else is probed from what
-the installed release has, not from its version string.
+The supported range is declared once here (``MIN_RELEASE``) and checked at run time, as
+OpenTelemetry's instrumentations do (``_instruments``): ``pyproject.toml`` names livekit-agents
+with no bound, so installing livekit-ext never changes the user's livekit. There is no upper
+bound either. A release newer than ``NEWEST_TESTED`` gets every feature whose touchpoints and
+probes hold, with one warning; ``LIVEKIT_EXT_STRICT=1`` applies nothing there. Below
+``MIN_RELEASE`` nothing is applied, with one warning naming the release to move to.
+Everything else is probed from what the installed release has, not from its version string.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ import re
 from dataclasses import dataclass
 
 MIN_RELEASE = "1.4.6"
-"""The oldest supported livekit-agents release; pyproject.toml says ``livekit-agents>=1.4.6``."""
+"""The oldest supported livekit-agents release. Not a bound in pyproject.toml (pip would act
+on one and change the user's livekit); ``scripts/check_dist.py`` checks that none is there."""
+
+INSTRUMENTS = (f"livekit-agents >= {MIN_RELEASE}",)
+"""What livekit-ext patches, as requirement strings (OpenTelemetry's ``_instruments``)."""
 
 TESTED_RELEASES = ("1.4.6", "1.5.17", "1.6.10", "1.7.1", "1.8.9")
 """The version matrix run in CI (``scripts/sweep.py`` checks every release in between)."""
@@ -69,6 +75,21 @@ def strict() -> bool:
     return os.environ.get("LIVEKIT_EXT_STRICT", "").strip().lower() in ("1", "true", "yes")
 
 
+def _below_range(found: str) -> str:
+    """The warning for a release below the range: which release to move to, and how.
+
+    The installed plugins move with it (they are released in lockstep with livekit-agents).
+    """
+    names = [
+        name for name in PACKAGES if name == "livekit-agents" or installed_version(name) is not None
+    ]
+    command = " ".join(f"'{name}>={MIN_RELEASE}'" for name in names)
+    return (
+        f"livekit-agents {found} is older than {MIN_RELEASE}, the oldest supported release; "
+        f"no feature is applied. Move to {MIN_RELEASE} or newer: pip install {command}"
+    )
+
+
 def verdict() -> Verdict:
     found = installed_version("livekit-agents")
     if found is None:
@@ -77,11 +98,7 @@ def verdict() -> Verdict:
     if parsed is None:
         return Verdict(False, f"livekit-agents {found} has an unparseable version; nothing applied")
     if is_older(parsed, MIN_RELEASE):
-        return Verdict(
-            False,
-            f"livekit-agents {found} is older than {MIN_RELEASE}, the oldest supported "
-            "release; no feature is applied",
-        )
+        return Verdict(False, _below_range(found))
     if is_older(release(NEWEST_TESTED) or (), found):
         if strict():
             return Verdict(
