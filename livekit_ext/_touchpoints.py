@@ -388,7 +388,8 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     _tp(
         AZ,
         "wrap",
-        "the legacy flat session.update keeps explicit nulls",
+        "the legacy flat session.update keeps explicit nulls; 1.5.1-1.5.2 (the probe reads "
+        "whether it looks at api_version) flatten without an api-version too: GA shape there",
         *_engine("RealtimeSession._wrap_session_update"),
         optional=True,
     ),
@@ -410,6 +411,26 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         "wrap",
         "1.4: send only the settings the caller gave",
         *_engine("RealtimeSession.update_options"),
+    ),
+    _tp(
+        AZ,
+        "attr",
+        "the options a session diffs update_options against, its own from 1.5.7; without them "
+        "(1.5.1-1.5.6) it diffs against its model's, which the wrapper rewinds for the call",
+        *_engine("RealtimeSession._opts"),
+        optional=True,
+    ),
+    _tp(
+        AZ,
+        "read",
+        "probe: does the session's constructor give it options of its own (self._opts)",
+        *_engine("RealtimeSession.__init__"),
+    ),
+    _tp(
+        AZ,
+        "attr",
+        "the model whose options a session without its own reads (1.5.1-1.5.6)",
+        *_engine("RealtimeSession._realtime_model"),
     ),
     _tp(AZ, "attr", "the model's options (None means off)", *_engine("RealtimeModel._opts")),
     _tp(

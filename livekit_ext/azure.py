@@ -14,8 +14,15 @@ function where the ``None`` is lost:
 - 1.5.x and later, with an ``api_version`` (the legacy flat wire shape): the conversion to
   the flat shape drops ``None``, so Azure keeps its defaults; a user-requested ``None``
   becomes an explicit ``null`` again.
+- 1.5.1 and 1.5.2: every Azure ``session.update`` is flattened, also without an api-version,
+  where the endpoint (``/openai/v1/realtime``) speaks GA; there upstream builds the GA shape,
+  as it does from 1.5.3 on.
 - up to 1.7.x: ``update_options(input_audio_transcription=...)`` leaves
   ``capabilities.user_transcription`` stale; it follows the option (as 1.8 does natively).
+- 1.5.1 to 1.5.6: a session keeps no options of its own and diffs ``update_options`` against
+  its model's, which the model has already updated when it forwards the call: a mid-session
+  ``model.update_options(input_audio_transcription=None)`` sends no ``session.update`` at all.
+  For the call, the session sees the settings the caller gave as they were before it.
 
 The GA shape without an api-version already sends explicit nulls; it is left alone.
 """
@@ -82,6 +89,11 @@ _FORWARDED_EVERY_TIME = (
 _GIVEN_BY_CALLER: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar(
     "livekit_ext_azure_given", default=None
 )
+# while a model forwards update_options to its sessions: its options object, and the value
+# each nullable setting the caller gave had before the call
+_BEFORE_UPDATE: contextvars.ContextVar[tuple[Any, dict[str, Any]] | None] = contextvars.ContextVar(
+    "livekit_ext_azure_before_update", default=None
+)
 
 
 def is_ga_api_version(api_version: str) -> bool:
@@ -126,6 +138,8 @@ class _Findings:
     flat_nulls: bool = False
     only_given_updates: bool = False
     sync_user_transcription: bool = False
+    rewind_model_options: bool = False
+    ga_shape_without_api_version: bool = False
     reasons: list[str] = field(default_factory=list)
 
     @property
@@ -136,6 +150,8 @@ class _Findings:
             or self.flat_nulls
             or self.only_given_updates
             or self.sync_user_transcription
+            or self.rewind_model_options
+            or self.ga_shape_without_api_version
         )
 
 
@@ -233,6 +249,38 @@ def _session_resends_untouched(plugin: _Plugin) -> bool:
     return not hasattr(plugin.engine, "_oai_session_to_azure")
 
 
+def _sessions_diff_against_model_options(plugin: _Plugin) -> bool:
+    """Does a session diff ``update_options`` against its model's options (1.5.1 to 1.5.6)?
+
+    The model stores the new value before it forwards the call, so such a session sees no
+    change and sends nothing. A session without the diff (1.4.x, 1.5.0, found by the missing
+    flat-shape converter as in ``_session_resends_untouched``) sends what it is given; one
+    whose constructor gives it options of its own (``self._opts``, 1.5.7+) diffs against
+    those. A session cannot be built without connecting, so the constructor is read for the
+    attribute it sets; the wrapper checks the real session again before it acts.
+    """
+    if not hasattr(plugin.engine, "_oai_session_to_azure"):
+        return False
+    return "_opts" not in _names_read(plugin.session.__init__, default="_opts")
+
+
+def _flattens_without_api_version(plugin: _Plugin) -> bool:
+    """Does a session flatten Azure ``session.update``s without an api-version (1.5.1, 1.5.2)?
+
+    Those wrap every Azure session in the legacy flat shape; from 1.5.3 on only when an
+    api-version is given. Read from the method, as above: it needs a connected session.
+    """
+    wrap = getattr(plugin.session, "_wrap_session_update", None)
+    return wrap is not None and "api_version" not in _names_read(wrap, default="api_version")
+
+
+def _names_read(function: Any, default: str) -> frozenset[str]:
+    """The attribute and global names upstream's ``function`` uses (under our wrappers);
+    ``{default}`` when it has no code to read, so that no gap is assumed."""
+    code = getattr(inspect.unwrap(function), "__code__", None)
+    return frozenset(code.co_names) if code is not None else frozenset({default})
+
+
 def _user_transcription_follows_updates(model_cls: Any) -> bool:
     """Does ``capabilities.user_transcription`` follow ``update_options`` (1.7+: yes)?"""
     model = model_cls(api_key="probe")
@@ -281,27 +329,53 @@ def _needed(gap: str) -> bool:
 
 
 def find_gaps() -> _Findings:
-    """Probe the installed plugin by behaviour (no network, no event loop)."""
+    """Probe the installed plugin (no network, no event loop): by behaviour where a real object
+    shows it, else by the names upstream's session code reads (a session must connect)."""
     plugin = _Plugin.load()
-    found = _Findings()
-    if not _with_azure_handles_none(plugin):
-        found.route_with_azure = True
-        found.reasons.append(
-            "with_azure builds the GA model for GA/no api-versions and accepts None"
-        )
-    if not _azure_v1_url_native(plugin):
-        found.v1_url = True
-        found.reasons.append("Azure without api-version connects to /openai/v1/realtime?model=")
-    if _flat_shape_drops_none(plugin):
-        found.flat_nulls = True
-        found.reasons.append("the legacy flat session.update carries explicit nulls")
-    if _session_resends_untouched(plugin):
-        found.only_given_updates = True
-        found.reasons.append("update_options sends only the settings the caller gave")
     models = [plugin.model, *([plugin.beta_model] if plugin.beta_model else [])]
-    if not all(_user_transcription_follows_updates(m) for m in models):
-        found.sync_user_transcription = True
-        found.reasons.append("capabilities.user_transcription follows update_options")
+    # (gap, whether the release has it, what the patch then does)
+    probed = (
+        (
+            "route_with_azure",
+            not _with_azure_handles_none(plugin),
+            "with_azure builds the GA model for GA/no api-versions and accepts None",
+        ),
+        (
+            "v1_url",
+            not _azure_v1_url_native(plugin),
+            "Azure without api-version connects to /openai/v1/realtime?model=",
+        ),
+        (
+            "flat_nulls",
+            _flat_shape_drops_none(plugin),
+            "the legacy flat session.update carries explicit nulls",
+        ),
+        (
+            "only_given_updates",
+            _session_resends_untouched(plugin),
+            "update_options sends only the settings the caller gave",
+        ),
+        (
+            "rewind_model_options",
+            _sessions_diff_against_model_options(plugin),
+            "a mid-session update_options of a setting reaches the wire",
+        ),
+        (
+            "ga_shape_without_api_version",
+            _flattens_without_api_version(plugin),
+            "Azure without api-version gets the GA session.update shape",
+        ),
+        (
+            "sync_user_transcription",
+            not all(_user_transcription_follows_updates(m) for m in models),
+            "capabilities.user_transcription follows update_options",
+        ),
+    )
+    found = _Findings()
+    for gap, present, reason in probed:
+        if present:
+            setattr(found, gap, True)
+            found.reasons.append(reason)
     return found
 
 
@@ -452,8 +526,23 @@ def _to_v1(url: str, base_url: str, deployment: str | None) -> str:
 def _flat_session_update(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    """1.5+: the flat (api-version) shape keeps each ``None`` the GA session set explicitly."""
+    """1.5+: the flat (api-version) shape keeps each ``None`` the GA session set explicitly.
+    1.5.1, 1.5.2: without an api-version the GA shape is built, by upstream's own GA branch."""
     event = wrapped(*args, **kwargs)
+    if isinstance(event, dict) and _needed("ga_shape_without_api_version"):
+        opts: Any = None
+        with hook_errors_logged("choosing the GA shape for Azure without api-version"):
+            # the options the session reads: its own from 1.5.7, its model's before
+            own = vars(instance).get("_opts")
+            opts = own if own is not None else instance._realtime_model._opts
+            if opts.api_version or not opts.is_azure:
+                opts = None
+        if opts is not None:
+            opts.is_azure = False  # for this call only: the branch upstream takes for GA
+            try:
+                return wrapped(*args, **kwargs)
+            finally:
+                opts.is_azure = True
     if not _needed("flat_nulls"):
         return event
     with hook_errors_logged("adding explicit nulls to an Azure session.update"):
@@ -478,19 +567,31 @@ def add_flat_nulls(event: dict[str, Any], session: Any) -> None:
 def _model_update_options(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    """Remember what the caller gave (for the sessions) and keep capabilities in step."""
-    if not (_needed("only_given_updates") or _needed("sync_user_transcription")):
+    """Remember what the caller gave and what it replaces (for the sessions), and keep
+    capabilities in step."""
+    if not (
+        _needed("only_given_updates")
+        or _needed("sync_user_transcription")
+        or _needed("rewind_model_options")
+    ):
         return wrapped(*args, **kwargs)
     given: frozenset[str] = frozenset()
     token: contextvars.Token[frozenset[str] | None] | None = None
+    before: contextvars.Token[tuple[Any, dict[str, Any]] | None] | None = None
     with hook_errors_logged("reading update_options arguments"):
         from livekit.agents.utils import is_given
 
         given = frozenset(name for name, value in kwargs.items() if is_given(value))
         token = _GIVEN_BY_CALLER.set(given)
+        if _needed("rewind_model_options"):
+            opts = instance._opts
+            old = {name: getattr(opts, name) for name in _NULLABLE if name in given}
+            before = _BEFORE_UPDATE.set((opts, old))
     try:
         result = wrapped(*args, **kwargs)
     finally:
+        if before is not None:
+            _BEFORE_UPDATE.reset(before)
         if token is not None:
             _GIVEN_BY_CALLER.reset(token)
     with hook_errors_logged("updating capabilities.user_transcription"):
@@ -504,7 +605,8 @@ def _model_update_options(
 def _session_update_options(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    """1.4 GA: a setting the caller did not touch is not sent again (no nulls out of nowhere)."""
+    """1.4 GA: a setting the caller did not touch is not sent again (no nulls out of nowhere).
+    1.5.1 to 1.5.6: the session diffs against the settings as they were before the call."""
     given = _GIVEN_BY_CALLER.get()
     if given is not None and _needed("only_given_updates"):
         with hook_errors_logged("dropping untouched settings from update_options"):
@@ -514,7 +616,22 @@ def _session_update_options(
                 name: NOT_GIVEN if name in _FORWARDED_EVERY_TIME and name not in given else value
                 for name, value in kwargs.items()
             }
-    return wrapped(*args, **kwargs)
+    before = _BEFORE_UPDATE.get()
+    if before is None or not before[1] or "_opts" in vars(instance):
+        return wrapped(*args, **kwargs)  # the session diffs against options of its own
+    opts, old = before
+    current: dict[str, Any] = {}
+    with hook_errors_logged("showing the session the settings before update_options"):
+        current = {name: getattr(opts, name) for name in old}
+        for name, value in old.items():
+            setattr(opts, name, value)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        # the session stores what it was given; the model's own value stands either way
+        with hook_errors_logged("restoring the model's settings after update_options"):
+            for name, value in current.items():
+                setattr(opts, name, value)
 
 
 # -- the feature ------------------------------------------------------------------------------

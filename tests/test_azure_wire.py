@@ -358,3 +358,39 @@ def test_missing_credentials_still_raise_as_upstream(monkeypatch: pytest.MonkeyP
             api_version="2025-08-28",
             input_audio_transcription=None,
         )
+
+
+def share_model_options(session: Any) -> None:
+    """Make ``session`` diff ``update_options`` against its model's options, as the sessions of
+    1.5.1 to 1.5.6 do (they keep none of their own): upstream's own code, reading
+    ``self._opts``, then reads the model's."""
+    cls = type(session)
+    shared = property(lambda self: self._realtime_model._opts)
+    vars(session).pop("_opts", None)
+    session.__class__ = type(f"SharedOptions{cls.__name__}", (cls,), {"_opts": shared})
+
+
+@needs_applied
+@pytest.mark.parametrize("combo", COMBOS)
+async def test_a_session_diffing_against_its_models_options_still_sends_the_null(
+    combo: Combo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1.5.1 to 1.5.6 sent no ``session.update`` for a mid-session ``model.update_options``: the
+    model stores the new value before it forwards the call, and the session diffed against
+    it. Emulated on the installed release; the behaviour sweep runs it on 1.5.1 itself."""
+    from livekit_ext import azure
+
+    if not releases_flatten_ga_sessions():
+        pytest.skip("this release's sessions send every setting they are given, no diff")
+    monkeypatch.setattr(azure.gaps(), "rewind_model_options", True, raising=False)
+    async with OpenAIRealtimeServer() as server, azure_session(server, combo) as (model, session):
+        share_model_options(session)
+        no_transcription = await update(server, model, input_audio_transcription=None)
+        no_vad = await update(server, model, turn_detection=None)
+
+        assert_only_these_nulls(no_transcription, {"transcription"})
+        assert_only_these_nulls(no_vad, {"turn_detection"})
+        # the session was shown the old values for the call only: the new ones stand
+        assert model._opts.input_audio_transcription is None
+        assert model._opts.turn_detection is None
+        assert model.capabilities.user_transcription is False
