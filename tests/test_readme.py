@@ -13,10 +13,14 @@ needs, with pytest's default settings.
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,58 +187,136 @@ def test_script_snippets_run(doc: str, tmp_path: Path) -> None:
             )
 
 
-def _light_venv(path: Path, extras: set[str]) -> Path:
-    """A fresh venv holding only this checkout's ``livekit-ext[extras]`` and its
-    dependencies, as a user's project would; its python. The wheel is built from the
-    checkout (not editable), so what is tested is what gets installed."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
-    python = path / "bin" / "python"
-    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
-    result = subprocess.run(
-        [*install, "--no-compile", f"{ROOT}[{','.join(sorted(extras))}]"],
+# -- the light venv: built in the background from collection on -----------------------------
+#
+# Creating a venv and installing livekit-ext[pytest,openai] into it takes 30-60 s, most of it
+# pip resolving against the index; started when this test runs (late in the file order), it
+# would add that to the whole run. So the first process of the run that imports this module
+# starts the build in the background (an atomic mkdir picks it; under xdist both workers
+# import it), and the test waits for it. A run that never gets to the test kills the build
+# at exit and removes it; the test claims the build first, so an exiting worker leaves alone
+# a build the other worker's test is using.
+
+PYTEST_SNIPPETS = [s for s in ALL if s.how == "pytest"]
+LIGHT_EXTRAS = sorted({"pytest"}.union(*(s.extras for s in PYTEST_SNIPPETS)))
+
+BUILDER = """
+import subprocess, sys
+from pathlib import Path
+
+state, pip_python, spec = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+with open(state / "log", "w") as log:
+    steps = [
+        [sys.executable, "-m", "venv", "--without-pip", str(state / "venv")],
+        [pip_python, "-m", "pip", "--python", str(state / "venv" / "bin" / "python"),
+         "install", "-q", "--no-compile", spec],
+    ]
+    rc = 0
+    for step in steps:
+        rc = subprocess.run(step, stdout=log, stderr=subprocess.STDOUT).returncode
+        if rc:
+            break
+(state / "rc.tmp").write_text(str(rc))
+(state / "rc.tmp").rename(state / "rc")
+"""
+
+
+def _start_light_venv(state: Path) -> subprocess.Popen[bytes]:
+    """Build ``state/venv``: a fresh venv holding only this checkout's
+    ``livekit-ext[LIGHT_EXTRAS]`` and its dependencies, as a user's project would. The wheel
+    is built from the checkout (not editable), so what is tested is what gets installed; the
+    venv has no pip of its own (this Python's pip installs into it). ``state/rc`` holds pip's
+    exit status once done, ``state/log`` its output."""
+    spec = f"{ROOT}[{','.join(LIGHT_EXTRAS)}]"
+    return subprocess.Popen(
+        [sys.executable, "-c", BUILDER, str(state), sys.executable, spec],
         env=scratch_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
+        start_new_session=True,  # its own process group: killed whole if abandoned
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return python
 
 
-@pytest.mark.parametrize("doc", [d for d in DOCS if any(s.how == "pytest" for s in snippets(d))])
-def test_pytest_snippets_pass_in_a_project_with_only_the_light_extra(
-    doc: str, tmp_path: Path
-) -> None:
+def _claim(state: Path) -> bool:
+    """Take the build (atomically, once): whoever claims it uses it and removes it."""
+    try:
+        os.close(os.open(state / "claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except (FileExistsError, FileNotFoundError):  # claimed; or used and removed already
+        return False
+    return True
+
+
+def _abandon(state: Path, build: subprocess.Popen[bytes]) -> None:
+    """At exit: a build no test claimed is killed and removed."""
+    if not _claim(state):
+        return
+    if build.poll() is None:
+        os.killpg(build.pid, signal.SIGKILL)
+        build.wait()
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def _prebuild() -> Path | None:
+    if not PYTEST_SNIPPETS:
+        return None
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+    state = Path(tempfile.gettempdir()) / f"livekit-ext-light-venv-{run}"
+    try:
+        state.mkdir()
+    except FileExistsError:  # the other worker builds it
+        return state
+    atexit.register(_abandon, state, _start_light_venv(state))
+    return state
+
+
+LIGHT_VENV = _prebuild()
+
+
+def test_pytest_snippets_pass_in_a_project_with_only_the_light_extra(tmp_path: Path) -> None:
     """``pip install "livekit-ext[pytest,<plugin>]"`` is all a user's project needs for the
     loopback fixtures: no mypy, hypothesis, pocketsphinx, or the other plugin."""
-    tests = [s for s in snippets(doc) if s.how == "pytest"]
-    extras = {"pytest"}.union(*(s.extras for s in tests))
-    began = time.monotonic()
-    python = _light_venv(tmp_path / "venv", extras)
-    built = time.monotonic() - began
-    files = {f"test_{s.name.replace('-', '_')}.py": s.code for s in tests}
-    result = subprocess.run(
-        [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-v"],
-        cwd=_project(tmp_path / "project", files),
-        env=scratch_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    report = f"(venv of livekit-ext[{','.join(sorted(extras))}] in {built:.0f} s)\n"
-    report += result.stdout + result.stderr
-    assert result.returncode == 0, report
-    for name in files:
-        assert re.search(rf"^{re.escape(name)}::\S+ PASSED", result.stdout, re.M), report
-    heavy = "import importlib.util as u; print([m for m in HEAVY if u.find_spec(m)])"
-    listed = subprocess.run(
-        [str(python), "-c", heavy.replace("HEAVY", repr(_TEST_ONLY))],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert listed.stdout.strip() == "[]", f"the light venv has {listed.stdout}: [test] leaked in"
-    shutil.rmtree(tmp_path / "venv")
+    assert PYTEST_SNIPPETS
+    build = None
+    state = LIGHT_VENV if LIGHT_VENV is not None and _claim(LIGHT_VENV) else None
+    if state is None:  # taken already (by an exiting worker, or an earlier run of this test)
+        state = tmp_path / "light"
+        state.mkdir()
+        build = _start_light_venv(state)
+    try:
+        began = time.monotonic()
+        deadline = began + 600
+        while not (state / "rc").exists():
+            assert time.monotonic() < deadline, "the light venv took over 600 s to build"
+            time.sleep(0.2)
+        waited = time.monotonic() - began
+        if build is not None:
+            build.wait()
+        log = (state / "log").read_text()
+        extras = ",".join(LIGHT_EXTRAS)
+        assert (state / "rc").read_text() == "0", f"installing livekit-ext[{extras}]:\n{log}"
+        python = state / "venv" / "bin" / "python"
+        files = {f"test_{s.name.replace('-', '_')}.py": s.code for s in PYTEST_SNIPPETS}
+        result = subprocess.run(
+            [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-v"],
+            cwd=_project(tmp_path / "project", files),
+            env=scratch_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        report = f"(a venv of livekit-ext[{extras}]; waited {waited:.0f} s for it)\n"
+        report += result.stdout + result.stderr
+        assert result.returncode == 0, report
+        for name in files:
+            assert re.search(rf"^{re.escape(name)}::\S+ PASSED", result.stdout, re.M), report
+        heavy = "import importlib.util as u; print([m for m in HEAVY if u.find_spec(m)])"
+        listed = subprocess.run(
+            [str(python), "-c", heavy.replace("HEAVY", repr(_TEST_ONLY))],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert listed.stdout.strip() == "[]", f"the light venv has {listed.stdout}: [test] leaked"
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def _project(path: Path, files: dict[str, str]) -> Path:
