@@ -187,15 +187,17 @@ def test_script_snippets_run(doc: str, tmp_path: Path) -> None:
             )
 
 
-# -- the light venv: built in the background from collection on -----------------------------
+# -- the light venv: under xdist, built in the background from collection on ----------------
 #
 # Creating a venv and installing livekit-ext[pytest,openai] into it takes 30-60 s, most of it
 # pip resolving against the index; started when this test runs (late in the file order), it
-# would add that to the whole run. So the first process of the run that imports this module
-# starts the build in the background (an atomic mkdir picks it; under xdist both workers
-# import it), and the test waits for it. A run that never gets to the test kills the build
-# at exit and removes it; the test claims the build first, so an exiting worker leaves alone
-# a build the other worker's test is using.
+# would add that to the README's test run. So under xdist (that run: -n 2) the first worker
+# to import this module starts the build in the background (an atomic mkdir picks it), and
+# the test waits for it. A run that never gets to the test kills the build at exit and
+# removes it; the test claims the build first, so an exiting worker leaves alone a build the
+# other worker's test is using. Without xdist (.ci/run's marker runs, the matrix) nothing
+# starts early: the test builds its venv when it runs, and a run that deselects it pays
+# nothing.
 
 PYTEST_SNIPPETS = [s for s in ALL if s.how == "pytest"]
 LIGHT_EXTRAS = sorted({"pytest"}.union(*(s.extras for s in PYTEST_SNIPPETS)))
@@ -257,7 +259,9 @@ def _abandon(state: Path, build: subprocess.Popen[bytes]) -> None:
 def _prebuild() -> Path | None:
     if not PYTEST_SNIPPETS:
         return None
-    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        return None
     state = Path(tempfile.gettempdir()) / f"livekit-ext-light-venv-{run}"
     try:
         state.mkdir()
@@ -276,7 +280,7 @@ def test_pytest_snippets_pass_in_a_project_with_only_the_light_extra(tmp_path: P
     assert PYTEST_SNIPPETS
     build = None
     state = LIGHT_VENV if LIGHT_VENV is not None and _claim(LIGHT_VENV) else None
-    if state is None:  # taken already (by an exiting worker, or an earlier run of this test)
+    if state is None:  # no xdist; or taken already (by an exiting worker, or an earlier run)
         state = tmp_path / "light"
         state.mkdir()
         build = _start_light_venv(state)
