@@ -35,7 +35,7 @@ from . import transcript_identity
 from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
 from ._tracks import RealtimeTrack, new_item_id, realtime_track
 from .identity import identity
-from .transcripts import TranscriptLog, _check_window, transcripts
+from .transcripts import TranscriptLog, _check_window, session_log
 
 logger = logging.getLogger("livekit_ext")
 
@@ -152,7 +152,7 @@ _states: WeakKeyDictionary[Any, _State] = WeakKeyDictionary()
 def _state_of(session: Any, window: int | None = None) -> _State:
     state = _states.get(session)
     if state is None:
-        state = _states[session] = _State(log=transcripts(session, window=window))
+        state = _states[session] = _State(log=session_log(session, window=window))
     elif window is not None:
         state.log.resize(window)
     return state

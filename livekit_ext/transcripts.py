@@ -102,6 +102,16 @@ def transcripts(session: Any, *, window: int | None = None) -> TranscriptLog:
     has logged nothing) it warns once per session: its empty log is not the user's silence.
     """
     from . import _tracks
+
+    log = session_log(session, window=window)
+    _warn_if_not_started(session, _tracks.session_track(session))
+    return log
+
+
+def session_log(session: Any, *, window: int | None = None) -> TranscriptLog:
+    """``transcripts(session)`` for the package's own features, which may set a session up
+    before it starts (``enable_parallel_stt``) without that being a user's mistake."""
+    from . import _tracks
     from ._observe import observe_before_listeners
     from ._registry import ENGINE
 
@@ -110,7 +120,6 @@ def transcripts(session: Any, *, window: int | None = None) -> TranscriptLog:
     track = _tracks.session_track(session)
     if window is not None:
         track.log.resize(window)
-    _warn_if_not_started(session, track)
     if not ENGINE.is_active(IDENTITY_FEATURE) and track.log_recorded_at_funnel:
         track.log_recorded_at_funnel = False
         if callable(getattr(session, "emit", None)):

@@ -53,7 +53,7 @@ def test_the_demo_without_a_provider_dependency_names_its_extra(
     ("server", "module", "extra"),
     [
         (GeminiLiveServer, "google.genai", "google"),
-        (GeminiLiveServer, "cryptography", "test"),
+        (GeminiLiveServer, "cryptography", "google"),
         (OpenAIRealtimeServer, "openai", "openai"),
     ],
 )

@@ -77,6 +77,19 @@ async def test_transcripts_of_a_session_never_started_warns_once(
     assert "records from session.start() on" in warnings[0]
 
 
+async def test_enabling_parallel_stt_before_start_is_not_reading_an_unstarted_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The README enables parallel STT before ``session.start()``: the package's own use of
+    the log is not a user reading an empty one."""
+    from livekit.agents import AgentSession
+
+    session: AgentSession[Any] = AgentSession()
+    with caplog.at_level("WARNING", logger="livekit_ext"):
+        livekit_ext.enable_parallel_stt(session)
+    assert not _warnings(caplog, "is not started")
+
+
 async def test_transcripts_of_a_started_or_closed_session_does_not_warn_it_is_not_started(
     openai_realtime_server: OpenAIRealtimeServer, caplog: pytest.LogCaptureFixture
 ) -> None:

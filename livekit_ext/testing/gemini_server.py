@@ -92,7 +92,7 @@ class GeminiLiveServer(LoopbackServer):
 
     def __init__(self, *, session_id: str | None = None) -> None:
         require("GeminiLiveServer", "google", "google.genai", "livekit.plugins.google")
-        require("GeminiLiveServer", "test", "cryptography")
+        require("GeminiLiveServer", "google", "cryptography")
         server_ssl, client_ssl = loopback_tls()
         super().__init__(ssl_context=server_ssl)
         self.client_ssl_context: ssl.SSLContext = client_ssl
