@@ -4,6 +4,7 @@ loopback server where the plugin takes a URL. A plugin that is not installed is 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -208,6 +209,10 @@ def _generic_model() -> Any:
 
         async def aclose(self) -> None: ...
 
+    # livekit-agents 1.5.2 alone has this flag without a default
+    flags = {f.name for f in dataclasses.fields(llm.RealtimeCapabilities)}
+    extra = {"per_response_tool_choice": False} if "per_response_tool_choice" in flags else {}
+
     class Model(llm.RealtimeModel):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__(
@@ -218,6 +223,7 @@ def _generic_model() -> Any:
                     auto_tool_reply_generation=False,
                     audio_output=False,
                     manual_function_calls=False,
+                    **extra,
                 )
             )
             self.sessions: list[Any] = []
