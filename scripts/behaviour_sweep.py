@@ -49,6 +49,7 @@ import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -171,7 +172,7 @@ def ensure_venv(release: str, root: Path, log: Path) -> Path:
             run_logged([sys.executable, "-m", "venv", str(venv)], out)
         stamp_file.unlink(missing_ok=True)
         # no byte-compiling of every installed file: the checks compile what they import,
-        # once, into the venv's pycache (check_env)
+        # once per release (check_env)
         command = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         run_logged([*command, "--no-compile", *requirements(release)], out)
     stamp_file.write_text(json.dumps(wanted))
@@ -191,12 +192,14 @@ def check_env(release: str, venvs: Path) -> dict[str, str]:
 
 
 def run_logged(
-    command: list[str], out: object, timeout: float | None = None, env: dict[str, str] | None = None
+    command: list[str],
+    out: IO[str],
+    timeout: float | None = None,
+    env: dict[str, str] | None = None,
 ) -> None:
     """Run ``command``, its output appended to the log; raise when it fails."""
-    assert hasattr(out, "write")
-    out.write(f"$ {' '.join(command)}\n")  # type: ignore[attr-defined]
-    out.flush()  # type: ignore[attr-defined]
+    out.write(f"$ {' '.join(command)}\n")
+    out.flush()
     done = subprocess.run(
         command,
         stdout=out,
