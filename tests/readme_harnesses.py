@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,9 +31,24 @@ from livekit_ext.testing.sessions import gemini_realtime_session, openai_realtim
 Namespace = dict[str, Any]
 
 
+UNPATCHED_UPSTREAM = {
+    "show_placeholders": "the speech-start and speech-stop signals",
+    "live_captions": "Gemini's interim transcripts",
+}
+"""Harnesses whose callbacks need what ``patches/`` does not carry yet (the check_patches
+script's ``UNCOVERED_FEATURE_TESTS``): with the extension disabled over patched upstream, they
+run the snippet and say what they did not check, instead of failing."""
+
+
 def drive(name: str, namespace: Namespace) -> None:
     """Run the harness ``name`` against what the snippet defined in ``namespace``."""
-    HARNESSES[name](namespace)
+    try:
+        HARNESSES[name](namespace)
+    except AssertionError as failed:
+        if os.environ.get("LIVEKIT_EXT_DISABLE") != "1" or name not in UNPATCHED_UPSTREAM:
+            raise
+        reason = UNPATCHED_UPSTREAM[name]
+        print(f"{name}: not checked with LIVEKIT_EXT_DISABLE=1 ({reason}: no patch yet): {failed}")
 
 
 def _printed(run: Callable[[], Awaitable[None]]) -> list[str]:

@@ -112,9 +112,9 @@ async def test_an_unknown_source_is_an_error_naming_the_valid_ones(
 ) -> None:
     server = openai_realtime_server
     async with openai_realtime_session(server) as (session, rec):
+        log = livekit_ext.transcripts(session)  # before the transcript: extension on or off
         await server.send(oai.speech_started("item_A"), oai.transcription_completed("item_A", "x"))
         await rec.wait_for_finals(1)
-        log = livekit_ext.transcripts(session)
         for read in (
             lambda: log.latest(source=source),  # type: ignore[arg-type]
             lambda: log.latest(source=source, final_only=False),  # type: ignore[arg-type]
