@@ -164,7 +164,9 @@ def paired_delta(runs: list[Run], base: list[Run], field: str) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=7, help="timed runs per case, for the medians (CI samples 3)")
+    parser.add_argument(
+        "--runs", type=int, default=7, help="timed runs per case, for the medians (CI samples 3)"
+    )
     args = parser.parse_args()
     cases = [(mix, variant) for mix in MIXES for variant in VARIANTS]
     results: dict[tuple[str, str], list[Run]] = {case: [] for case in cases}
