@@ -10,7 +10,7 @@ A module can also be *half* imported: ``from livekit.plugins import openai`` imp
 ``livekit.agents`` from inside the plugin's realtime module, so when livekit.agents' hooks run,
 that module is in ``sys.modules`` without its classes yet. Such a module is waited for, never
 judged: ``is_imported`` says no, and its hooks run when its import completes (see
-``_FinishedNotice``).
+``_notice_when_finished``).
 """
 
 from __future__ import annotations
