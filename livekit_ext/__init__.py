@@ -11,15 +11,16 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from ._registry import ENGINE, FeatureStatus
+from ._engine import ENGINE, FeatureStatus
 from .azure import AzureExplicitNulls
+from .gemini_interims import GeminiInterims, gemini_interim_transcripts
 from .gemini_malformed_frames import GeminiMalformedFrames
 from .gemini_reconnects import GeminiReconnects
 from .identity import Identity, Source, identity
 from .job_processes import JobProcesses
 from .malformed_frames import MalformedFrames
 from .parallel_stt import ParallelSTT, enable_parallel_stt
-from .transcript_identity import TranscriptIdentity, gemini_interim_transcripts
+from .transcript_identity import TranscriptIdentity
 from .transcripts import TranscriptLog, transcripts
 from .utterance_segments import UtteranceSegments, utterance_segments
 
@@ -62,6 +63,7 @@ ENGINE.register(AzureExplicitNulls())
 ENGINE.register(MalformedFrames())
 ENGINE.register(GeminiMalformedFrames())
 ENGINE.register(GeminiReconnects())
+ENGINE.register(GeminiInterims())
 ENGINE.register(UtteranceSegments())
 ENGINE.register(JobProcesses())
 

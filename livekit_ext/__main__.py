@@ -9,7 +9,7 @@ import sys
 import livekit_ext
 
 from . import _compat
-from ._registry import NOT_INSTALLED
+from ._engine import NOT_INSTALLED
 
 PLUGIN_MODULES = {
     "livekit-plugins-openai": "livekit.plugins.openai",

@@ -29,29 +29,19 @@ The GA shape without an api-version already sends explicit nulls; it is left alo
 
 from __future__ import annotations
 
-import contextvars
-import functools
 import inspect
 import logging
 import os
 import re
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from types import ModuleType
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
-from ._registry import (
-    Feature,
-    FeatureStatus,
-    Patcher,
-    Probe,
-    Wrapper,
-    hook_errors_logged,
-    when_active,
-)
+from . import _touchpoints as tp
+from ._azure_gaps import FLAT_NAMES, Plugin, gaps, needed
+from ._engine import Feature, FeatureStatus, Probe
+from ._state import Attached
+from ._wrapping import Patcher, hook_errors_logged, when_active
 
 logger = logging.getLogger("livekit_ext")
 
@@ -60,14 +50,6 @@ FEATURE = "azure_explicit_nulls"
 FIRST_GA_API_VERSION = "2025-08-28"
 """The first Azure api-version of the GA realtime protocol; later dated versions are GA too."""
 
-_PROBE_ENDPOINT = "https://probe.invalid"
-_PROBE_DEPLOYMENT = "livekit-ext-probe"
-
-# GA field of ``session.audio.input`` -> its name in the legacy flat ``session``
-_FLAT_NAMES = {
-    "transcription": "input_audio_transcription",
-    "turn_detection": "turn_detection",
-}
 # what with_azure's arguments are called, and which the caller can switch off with None
 _NULLABLE = ("input_audio_transcription", "turn_detection")
 # with_azure arguments that only locate and authenticate the deployment
@@ -86,14 +68,71 @@ _FORWARDED_EVERY_TIME = (
     "input_audio_noise_reduction",
 )
 
-_GIVEN_BY_CALLER: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar(
-    "livekit_ext_azure_given", default=None
+WITH_AZURE = tp.wrap(
+    "route GA/no api-version to the GA model, keep None",
+    f"{tp.OPENAI_PLUGIN}:RealtimeModel.with_azure",
 )
-# while a model forwards update_options to its sessions: its options object, and the value
-# each nullable setting the caller gave had before the call
-_BEFORE_UPDATE: contextvars.ContextVar[tuple[Any, dict[str, Any]] | None] = contextvars.ContextVar(
-    "livekit_ext_azure_before_update", default=None
+PROCESS_BASE_URL = tp.replace(
+    "Azure without api-version: /openai/v1/realtime?model=",
+    *(f"{module}:process_base_url" for module in tp.OPENAI_ENGINES),
 )
+SESSION_UPDATE_EVENT = tp.wrap(
+    "the legacy flat session.update keeps explicit nulls; 1.5.1-1.5.2 (the probe reads "
+    "whether it looks at api_version) flatten without an api-version too: GA shape there",
+    *tp.engine("RealtimeSession._wrap_session_update"),
+    optional=True,
+)
+MODEL_UPDATE_OPTIONS = tp.wrap(
+    "remember what the caller gave; capabilities follow",
+    f"{tp.OPENAI_PLUGIN}:RealtimeModel.update_options",
+)
+BETA_MODEL_UPDATE_OPTIONS = tp.wrap(
+    "1.4 preview model: capabilities follow update_options",
+    f"{tp.OPENAI_BETA}:RealtimeModelBeta.update_options",
+    optional=True,
+)
+SESSION_UPDATE_OPTIONS = tp.wrap(
+    "1.4: send only the settings the caller gave", *tp.engine("RealtimeSession.update_options")
+)
+SESSION_OPTIONS = tp.attr(
+    "the options a session diffs update_options against, its own from 1.5.7; without them "
+    "(1.5.1-1.5.6) it diffs against its model's, which the wrapper rewinds for the call",
+    *tp.engine("RealtimeSession._opts"),
+    optional=True,
+)
+SESSION_INIT = tp.read(
+    "probe: does the session's constructor give it options of its own (self._opts)",
+    *tp.engine("RealtimeSession.__init__"),
+)
+SESSION_MODEL = tp.attr(
+    "the model whose options a session without its own reads (1.5.1-1.5.6)",
+    *tp.engine("RealtimeSession._realtime_model"),
+)
+MODEL_OPTIONS = tp.attr("the model's options (None means off)", *tp.engine("RealtimeModel._opts"))
+CAPABILITIES = tp.attr(
+    "the model's capabilities (user_transcription, turn_detection)",
+    *tp.engine("RealtimeModel._capabilities"),
+)
+FLAT_CONVERTER = tp.call(
+    "probe: does upstream's flat conversion keep an explicit None",
+    *(f"{module}:_oai_session_to_azure" for module in tp.OPENAI_ENGINES),
+    optional=True,
+)
+
+
+class _Update:
+    """While a model forwards ``update_options`` to its sessions (a synchronous loop): the
+    settings the caller gave, and the model's options with the value each nullable one had
+    before the call. Kept on the model; its sessions read it through ``_realtime_model``."""
+
+    __slots__ = ("before", "given")
+
+    def __init__(self) -> None:
+        self.given: frozenset[str] | None = None
+        self.before: tuple[Any, dict[str, Any]] | None = None
+
+
+UPDATES: Attached[_Update] = Attached("azure_update", _Update)
 
 
 def is_ga_api_version(api_version: str) -> bool:
@@ -102,281 +141,6 @@ def is_ga_api_version(api_version: str) -> bool:
     if match is None or "preview" in match.group(2).lower():
         return False
     return match.group(1) >= FIRST_GA_API_VERSION
-
-
-# -- what the installed plugin has ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Plugin:
-    """The installed OpenAI realtime classes and the module the GA engine lives in."""
-
-    model: Any  # typed loosely: the classes differ per release, probes read private attributes
-    session: Any
-    beta_model: Any
-    engine: ModuleType
-
-    @classmethod
-    def load(cls) -> _Plugin:
-        from livekit.plugins.openai import realtime
-
-        session = realtime.RealtimeSession
-        return cls(
-            model=realtime.RealtimeModel,
-            session=session,
-            beta_model=getattr(realtime, "RealtimeModelBeta", None),
-            engine=sys.modules[session.__module__],
-        )
-
-
-@dataclass
-class _Findings:
-    """Which upstream gaps the installed release has; each one is a part of the patch."""
-
-    route_with_azure: bool = False
-    v1_url: bool = False
-    flat_nulls: bool = False
-    only_given_updates: bool = False
-    sync_user_transcription: bool = False
-    rewind_model_options: bool = False
-    ga_shape_without_api_version: bool = False
-    reasons: list[str] = field(default_factory=list)
-
-    @property
-    def any(self) -> bool:
-        return (
-            self.route_with_azure
-            or self.v1_url
-            or self.flat_nulls
-            or self.only_given_updates
-            or self.sync_user_transcription
-            or self.rewind_model_options
-            or self.ga_shape_without_api_version
-        )
-
-
-@contextmanager
-def _quiet(module: ModuleType) -> Iterator[None]:
-    """Hide the plugin's api_version deprecation warnings while we probe (not the user's call)."""
-    plugin_logger = getattr(module, "logger", None)
-    if not isinstance(plugin_logger, logging.Logger):
-        yield
-        return
-
-    def drop(record: logging.LogRecord) -> bool:
-        return "api_version" not in record.getMessage().lower()
-
-    plugin_logger.addFilter(drop)
-    try:
-        yield
-    finally:
-        plugin_logger.removeFilter(drop)
-
-
-def _with_azure_handles_none(plugin: _Plugin) -> bool:
-    """Does ``with_azure`` build the GA model and keep ``None`` (no api-version given)?"""
-    try:
-        with _quiet(plugin.engine):
-            model = plugin.model.with_azure(
-                azure_deployment=_PROBE_DEPLOYMENT,
-                azure_endpoint=_PROBE_ENDPOINT,
-                api_key="probe",
-                input_audio_transcription=None,
-                turn_detection=None,
-            )
-    except ValueError:  # 1.4: "Must provide ... api_version" or "must be an instance of ..."
-        return False
-    return (
-        isinstance(model, plugin.model)
-        and model._opts.input_audio_transcription is None
-        and model._opts.turn_detection is None
-        and not model.capabilities.user_transcription
-    )
-
-
-def _azure_v1_url_native(plugin: _Plugin) -> bool:
-    """Does an Azure connection without api-version go to ``/openai/v1/realtime?model=``?"""
-    url = plugin.engine.process_base_url(
-        f"{_PROBE_ENDPOINT}/openai",
-        "gpt-realtime",
-        is_azure=True,
-        azure_deployment=_PROBE_DEPLOYMENT,
-        api_version=None,
-    )
-    parsed = urlparse(url)
-    return parsed.path == "/openai/v1/realtime" and parse_qs(parsed.query).get("model") == [
-        _PROBE_DEPLOYMENT
-    ]
-
-
-def _flat_shape_drops_none(plugin: _Plugin) -> bool:
-    """Does the legacy flat conversion lose an explicit ``None``?
-
-    Asked of upstream's own converter, ``_oai_session_to_azure`` (1.5+), with a real GA session
-    request; a release without it does not flatten GA sessions (1.4), so loses nothing there.
-    """
-    convert = getattr(plugin.engine, "_oai_session_to_azure", None)
-    if convert is None:
-        return False
-    from openai.types.realtime import (
-        RealtimeAudioConfig,
-        RealtimeAudioConfigInput,
-        RealtimeSessionCreateRequest,
-    )
-
-    request = RealtimeSessionCreateRequest(
-        type="realtime",
-        audio=RealtimeAudioConfig(
-            input=RealtimeAudioConfigInput(transcription=None, turn_detection=None)
-        ),
-    )
-    flat = convert(request)
-    body = (
-        flat.model_dump(by_alias=True, exclude_unset=True) if hasattr(flat, "model_dump") else flat
-    )
-    return any(body.get(name, "absent") is not None for name in _FLAT_NAMES.values())
-
-
-def _session_resends_untouched(plugin: _Plugin) -> bool:
-    """Does the GA session send again settings the caller did not touch?
-
-    The model forwards every audio-input setting to its sessions on each ``update_options``;
-    a session that does not diff them against its options re-sends them all (1.4.x, 1.5.0).
-    The diff arrived together with upstream's flat-shape converter (1.5.1, checked on every
-    release by ``scripts/sweep.py``'s table): detected by what the engine module has, the way
-    sentry detects an API by import, since a session cannot be probed without connecting.
-    """
-    return not hasattr(plugin.engine, "_oai_session_to_azure")
-
-
-def _sessions_diff_against_model_options(plugin: _Plugin) -> bool:
-    """Does a session diff ``update_options`` against its model's options (1.5.1 to 1.5.6)?
-
-    The model stores the new value before it forwards the call, so such a session sees no
-    change and sends nothing. A session without the diff (1.4.x, 1.5.0, found by the missing
-    flat-shape converter as in ``_session_resends_untouched``) sends what it is given; one
-    whose constructor gives it options of its own (``self._opts``, 1.5.7+) diffs against
-    those. A session cannot be built without connecting, so the constructor is read for the
-    attribute it sets; the wrapper checks the real session again before it acts.
-    """
-    if not hasattr(plugin.engine, "_oai_session_to_azure"):
-        return False
-    return "_opts" not in _names_read(plugin.session.__init__, default="_opts")
-
-
-def _flattens_without_api_version(plugin: _Plugin) -> bool:
-    """Does a session flatten Azure ``session.update``s without an api-version (1.5.1, 1.5.2)?
-
-    Those wrap every Azure session in the legacy flat shape; from 1.5.3 on only when an
-    api-version is given. Read from the method, as above: it needs a connected session.
-    """
-    wrap = getattr(plugin.session, "_wrap_session_update", None)
-    return wrap is not None and "api_version" not in _names_read(wrap, default="api_version")
-
-
-def _names_read(function: Any, default: str) -> frozenset[str]:
-    """The attribute and global names upstream's ``function`` uses (under our wrappers);
-    ``{default}`` when it has no code to read, so that no gap is assumed."""
-    code = getattr(inspect.unwrap(function), "__code__", None)
-    return frozenset(code.co_names) if code is not None else frozenset({default})
-
-
-def _user_transcription_follows_updates(model_cls: Any) -> bool:
-    """Does ``capabilities.user_transcription`` follow ``update_options`` (1.7+: yes)?"""
-    model = model_cls(api_key="probe")
-    model.update_options(input_audio_transcription=None)
-    return not model.capabilities.user_transcription
-
-
-_PROBING: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "livekit_ext_azure_probing", default=False
-)
-_gaps_found: _Findings | Exception | None = None
-
-
-def gaps() -> _Findings:
-    """What the installed release gets wrong, probed once on first use (not at import).
-
-    Probing builds the openai realtime session types (~40 ms of pydantic schema building the
-    first realtime session would otherwise pay); it runs the first time it matters: the first
-    ``with_azure``/``update_options``/``session.update``, or ``status()``. A probe that fails
-    fails for good: the wrappers then leave everything to upstream and ``status()`` says
-    "unsupported (probe failed: ...)".
-    """
-    global _gaps_found
-    if _gaps_found is None:
-        token = _PROBING.set(True)  # our own wrappers pass probe calls straight through
-        try:
-            _gaps_found = find_gaps()
-        except Exception as e:
-            logger.error("livekit_ext: probing the Azure realtime plugin failed: %r", e)
-            _gaps_found = e
-        finally:
-            _PROBING.reset(token)
-    if isinstance(_gaps_found, Exception):
-        raise _gaps_found
-    return _gaps_found
-
-
-def _needed(gap: str) -> bool:
-    """Whether a wrapper must act: not while probing, and only for a gap the release has."""
-    if _PROBING.get():
-        return False
-    try:
-        return bool(getattr(gaps(), gap))
-    except Exception:
-        return False  # logged once, when the probe failed
-
-
-def find_gaps() -> _Findings:
-    """Probe the installed plugin (no network, no event loop): by behaviour where a real object
-    shows it, else by the names upstream's session code reads (a session must connect)."""
-    plugin = _Plugin.load()
-    models = [plugin.model, *([plugin.beta_model] if plugin.beta_model else [])]
-    # (gap, whether the release has it, what the patch then does)
-    probed = (
-        (
-            "route_with_azure",
-            not _with_azure_handles_none(plugin),
-            "with_azure builds the GA model for GA/no api-versions and accepts None",
-        ),
-        (
-            "v1_url",
-            not _azure_v1_url_native(plugin),
-            "Azure without api-version connects to /openai/v1/realtime?model=",
-        ),
-        (
-            "flat_nulls",
-            _flat_shape_drops_none(plugin),
-            "the legacy flat session.update carries explicit nulls",
-        ),
-        (
-            "only_given_updates",
-            _session_resends_untouched(plugin),
-            "update_options sends only the settings the caller gave",
-        ),
-        (
-            "rewind_model_options",
-            _sessions_diff_against_model_options(plugin),
-            "a mid-session update_options of a setting reaches the wire",
-        ),
-        (
-            "ga_shape_without_api_version",
-            _flattens_without_api_version(plugin),
-            "Azure without api-version gets the GA session.update shape",
-        ),
-        (
-            "sync_user_transcription",
-            not all(_user_transcription_follows_updates(m) for m in models),
-            "capabilities.user_transcription follows update_options",
-        ),
-    )
-    found = _Findings()
-    for gap, present, reason in probed:
-        if present:
-            setattr(found, gap, True)
-            found.reasons.append(reason)
-    return found
 
 
 # -- wrappers ---------------------------------------------------------------------------------
@@ -397,7 +161,7 @@ def _with_azure(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """1.4: GA (or no) api-version -> the GA model; preview api-version -> Beta that keeps None."""
-    if not _needed("route_with_azure"):
+    if not needed("route_with_azure"):
         return wrapped(*args, **kwargs)
     plan: tuple[bool, dict[str, Any]] | None = None
     with hook_errors_logged("routing RealtimeModel.with_azure"):
@@ -484,7 +248,7 @@ def _azure_v1_url(
 ) -> Any:
     """1.4: Azure without api-version is the GA ``/openai/v1/realtime?model=<deployment>``."""
     url = wrapped(*args, **kwargs)
-    if not _needed("v1_url"):
+    if not needed("v1_url"):
         return url
     with hook_errors_logged("choosing the Azure GA realtime path"):
         call = inspect.signature(wrapped).bind(*args, **kwargs)
@@ -493,20 +257,6 @@ def _azure_v1_url(
         if given.get("is_azure") and not given.get("api_version"):
             url = _to_v1(url, str(given["url"]), given.get("azure_deployment"))
     return url
-
-
-def _module_function_wrapper(original: Callable[..., Any], wrapper: Wrapper) -> Callable[..., Any]:
-    """A module-level function that hands each call to ``wrapper`` with ``instance=None``.
-
-    Module functions have no ``self``: built here rather than by ``Patcher.wrap``, whose
-    wrappers are shaped for class attributes.
-    """
-
-    @functools.wraps(original)
-    def patched(*args: Any, **kwargs: Any) -> Any:
-        return wrapper(original, None, args, kwargs)
-
-    return patched
 
 
 def _to_v1(url: str, base_url: str, deployment: str | None) -> str:
@@ -529,7 +279,7 @@ def _flat_session_update(
     """1.5+: the flat (api-version) shape keeps each ``None`` the GA session set explicitly.
     1.5.1, 1.5.2: without an api-version the GA shape is built, by upstream's own GA branch."""
     event = wrapped(*args, **kwargs)
-    if isinstance(event, dict) and _needed("ga_shape_without_api_version"):
+    if isinstance(event, dict) and needed("ga_shape_without_api_version"):
         opts: Any = None
         with hook_errors_logged("choosing the GA shape for Azure without api-version"):
             # the options the session reads: its own from 1.5.7, its model's before
@@ -543,7 +293,7 @@ def _flat_session_update(
                 return wrapped(*args, **kwargs)
             finally:
                 opts.is_azure = True
-    if not _needed("flat_nulls"):
+    if not needed("flat_nulls"):
         return event
     with hook_errors_logged("adding explicit nulls to an Azure session.update"):
         if isinstance(event, dict):  # upstream returns the flat shape as a dict, GA as a model
@@ -558,7 +308,7 @@ def add_flat_nulls(event: dict[str, Any], session: Any) -> None:
     if audio_input is None:
         return
     body = event.setdefault("session", {})
-    for ga_name, flat_name in _FLAT_NAMES.items():
+    for ga_name, flat_name in FLAT_NAMES.items():
         if ga_name in audio_input.model_fields_set and getattr(audio_input, ga_name) is None:
             body[flat_name] = None
 
@@ -570,30 +320,29 @@ def _model_update_options(
     """Remember what the caller gave and what it replaces (for the sessions), and keep
     capabilities in step."""
     if not (
-        _needed("only_given_updates")
-        or _needed("sync_user_transcription")
-        or _needed("rewind_model_options")
+        needed("only_given_updates")
+        or needed("sync_user_transcription")
+        or needed("rewind_model_options")
     ):
         return wrapped(*args, **kwargs)
     given: frozenset[str] = frozenset()
-    token: contextvars.Token[frozenset[str] | None] | None = None
-    before: contextvars.Token[tuple[Any, dict[str, Any]] | None] | None = None
+    update = UPDATES.of(instance)
+    outer = update.given, update.before
     with hook_errors_logged("reading update_options arguments"):
         from livekit.agents.utils import is_given
 
         given = frozenset(name for name, value in kwargs.items() if is_given(value))
-        token = _GIVEN_BY_CALLER.set(given)
-        if _needed("rewind_model_options"):
+        update.given = given
+        if needed("rewind_model_options"):
             opts = instance._opts
-            old = {name: getattr(opts, name) for name in _NULLABLE if name in given}
-            before = _BEFORE_UPDATE.set((opts, old))
+            update.before = (
+                opts,
+                {name: getattr(opts, name) for name in _NULLABLE if name in given},
+            )
     try:
         result = wrapped(*args, **kwargs)
     finally:
-        if before is not None:
-            _BEFORE_UPDATE.reset(before)
-        if token is not None:
-            _GIVEN_BY_CALLER.reset(token)
+        update.given, update.before = outer
     with hook_errors_logged("updating capabilities.user_transcription"):
         if "input_audio_transcription" in given:
             transcribing = instance._opts.input_audio_transcription is not None
@@ -607,8 +356,9 @@ def _session_update_options(
 ) -> Any:
     """1.4 GA: a setting the caller did not touch is not sent again (no nulls out of nowhere).
     1.5.1 to 1.5.6: the session diffs against the settings as they were before the call."""
-    given = _GIVEN_BY_CALLER.get()
-    if given is not None and _needed("only_given_updates"):
+    update = UPDATES.get(getattr(instance, "_realtime_model", None))
+    given = update.given if update is not None else None
+    if given is not None and needed("only_given_updates"):
         with hook_errors_logged("dropping untouched settings from update_options"):
             from livekit.agents.types import NOT_GIVEN
 
@@ -616,7 +366,7 @@ def _session_update_options(
                 name: NOT_GIVEN if name in _FORWARDED_EVERY_TIME and name not in given else value
                 for name, value in kwargs.items()
             }
-    before = _BEFORE_UPDATE.get()
+    before = update.before if update is not None else None
     if before is None or not before[1] or "_opts" in vars(instance):
         return wrapped(*args, **kwargs)  # the session diffs against options of its own
     opts, old = before
@@ -645,28 +395,26 @@ class AzureExplicitNulls(Feature):
     )
     trigger = "livekit.plugins.openai"
     distribution = "livekit-plugins-openai"
+    touchpoints = tp.declared(globals())
 
     def probe(self) -> Probe:
         try:
-            _Plugin.load()
+            Plugin.load()
         except ImportError as e:
             return Probe("unsupported", f"livekit-plugins-openai realtime is not importable: {e}")
         return Probe("patchable", "wrappers act only where the installed release loses a None")
 
     def install(self, patcher: Patcher) -> None:
         """Wrap every place a ``None`` can be lost; each wrapper acts only for a real gap."""
-        plugin = _Plugin.load()
-        patcher.wrap(plugin.model, "with_azure", _with_azure)
-        original = vars(plugin.engine)["process_base_url"]
-        patcher.replace(
-            plugin.engine, "process_base_url", _module_function_wrapper(original, _azure_v1_url)
-        )
-        if hasattr(plugin.session, "_wrap_session_update"):
-            patcher.wrap(plugin.session, "_wrap_session_update", _flat_session_update)
-        patcher.wrap(plugin.model, "update_options", _model_update_options)
+        plugin = Plugin.load()  # the classes the plugin exports, wherever they are defined
+        patcher.wrap(WITH_AZURE, _with_azure, on=plugin.model)
+        patcher.wrap_function(PROCESS_BASE_URL, _azure_v1_url, on=plugin.engine)
+        if hasattr(plugin.session, SESSION_UPDATE_EVENT.name):
+            patcher.wrap(SESSION_UPDATE_EVENT, _flat_session_update, on=plugin.session)
+        patcher.wrap(MODEL_UPDATE_OPTIONS, _model_update_options, on=plugin.model)
         if plugin.beta_model is not None:
-            patcher.wrap(plugin.beta_model, "update_options", _model_update_options)
-        patcher.wrap(plugin.session, "update_options", _session_update_options)
+            patcher.wrap(BETA_MODEL_UPDATE_OPTIONS, _model_update_options, on=plugin.beta_model)
+        patcher.wrap(SESSION_UPDATE_OPTIONS, _session_update_options, on=plugin.session)
 
     def settle(self, applied: FeatureStatus) -> FeatureStatus:
         """Native when the installed release has none of the gaps, applied or not (the probe

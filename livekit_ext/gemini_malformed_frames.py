@@ -16,11 +16,24 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
+from . import _touchpoints as tp
+from ._engine import Feature, Probe
+from ._wrapping import ACTIVE, Patcher, hook_errors_logged, when_active
 
 logger = logging.getLogger("livekit_ext")
 
 FEATURE = "gemini_malformed_frames"
+
+GEMINI_RECV_TASK = tp.wrap(
+    "each Gemini connection: drop a frame google-genai cannot take",
+    f"{tp.GEMINI}:RealtimeSession._recv_task",
+)
+GENAI_RECEIVE = tp.replace(
+    "per connection: the frame google-genai failed on is dropped (google-genai, not in the "
+    "sweep's wheels)",
+    "google.genai.live:AsyncSession._receive",
+    optional=True,
+)
 
 
 def _guard_gemini_connection(connection: Any) -> None:
@@ -47,7 +60,7 @@ def _guard_gemini_connection(connection: Any) -> None:
             try:
                 message = await receive()
             except Exception as e:
-                if not arrived or not ENGINE.is_active(FEATURE):
+                if not arrived or FEATURE not in ACTIVE:
                     raise
                 logger.warning(
                     "livekit_ext: dropped a Gemini server frame google-genai rejected (%s): %.120r",
@@ -87,12 +100,11 @@ class GeminiMalformedFrames(Feature):
     description = "a Gemini Live server frame google-genai rejects is logged and dropped"
     trigger = "livekit.plugins.google"
     distribution = "livekit-plugins-google"
+    touchpoints = tp.declared(globals())
 
     def probe(self) -> Probe:
         # upstream has no guard to find; the session's _recv_task is a checked touchpoint
         return Probe("patchable", "drops a frame google-genai cannot parse, keeps the connection")
 
     def install(self, patcher: Patcher) -> None:
-        from livekit.plugins.google.realtime.realtime_api import RealtimeSession
-
-        patcher.wrap(RealtimeSession, "_recv_task", _gemini_recv_task)
+        patcher.wrap(GEMINI_RECV_TASK, _gemini_recv_task)

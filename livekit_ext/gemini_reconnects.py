@@ -16,16 +16,36 @@ count (upstream). ``max_retry=0`` still means no reconnect at all.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from ._registry import Feature, Patcher, Probe, hook_errors_logged, when_active
+from . import _touchpoints as tp
+from ._engine import Feature, Probe
+from ._wrapping import Patcher, hook_errors_logged, when_active
 
 logger = logging.getLogger("livekit_ext")
 
 FEATURE = "gemini_reconnects"
+
+RECV_TASK = tp.wrap(
+    "each Gemini connection: a working one is not a failed attempt",
+    f"{tp.GEMINI}:RealtimeSession._recv_task",
+)
+MAIN_TASK = tp.read(
+    "probe: the connection loop the retry budget belongs to",
+    f"{tp.GEMINI}:RealtimeSession._main_task",
+)
+NUM_RETRIES = tp.attr(
+    "the retry count kept one below the budget",
+    f"{tp.GEMINI}:RealtimeSession._num_retries",
+    optional=True,
+)
+OPTIONS = tp.attr(
+    "the session's options: conn_options.max_retry", f"{tp.GEMINI}:RealtimeSession._opts"
+)
 
 
 @when_active(FEATURE)
@@ -44,14 +64,6 @@ def _recv_task(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: An
     return wrapped(*args, **kwargs)
 
 
-def _session_class() -> type | None:
-    try:
-        from livekit.plugins.google.realtime.realtime_api import RealtimeSession
-    except ImportError:
-        return None
-    return RealtimeSession
-
-
 def _receive_errors_use_the_budget(cls: type) -> bool:
     """Whether the receive task hands its error to the retry loop (``_session_error``, 1.6+);
     before that a failed receive restarts the connection without counting a retry."""
@@ -59,29 +71,18 @@ def _receive_errors_use_the_budget(cls: type) -> bool:
     return "_session_error" in getattr(getattr(recv, "__code__", None), "co_names", ())
 
 
-def install_gemini(patcher: Patcher) -> None:
-    """Wrap the google plugin's per-connection receive task."""
-    cls = _session_class()
-    if cls is None:
-        raise RuntimeError("livekit-plugins-google is not installed")
-    patcher.wrap(cls, "_recv_task", _recv_task)
-
-
 class GeminiReconnects(Feature):
     name = FEATURE
     description = "server-side Gemini disconnects of working connections never end the session"
     trigger = "livekit.plugins.google"
     distribution = "livekit-plugins-google"
+    touchpoints = tp.declared(globals())
 
     def probe(self) -> Probe:
-        cls = _session_class()
-        if cls is None:
-            return Probe("unsupported", "livekit-plugins-google is not installed")
-        if not all(hasattr(cls, name) for name in ("_recv_task", "_main_task")):
-            return Probe("unsupported", "the Gemini RealtimeSession has no _recv_task/_main_task")
-        if not _receive_errors_use_the_budget(cls):
+        importlib.import_module(tp.GEMINI)  # the plugin's own import, done by the plugin
+        if not _receive_errors_use_the_budget(RECV_TASK.owner()):
             return Probe("native", "a failed receive restarts the connection outside the budget")
         return Probe("patchable", "a connection that completed its setup is not a failed attempt")
 
     def install(self, patcher: Patcher) -> None:
-        install_gemini(patcher)
+        patcher.wrap(RECV_TASK, _recv_task)

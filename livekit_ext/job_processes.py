@@ -18,11 +18,18 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ._registry import Feature, Patcher, Probe, when_active
+from . import _touchpoints as tp
+from ._engine import Feature, Probe
+from ._wrapping import Patcher, when_active
 
 logger = logging.getLogger("livekit_ext")
 
 FEATURE = "job_processes"
+
+PROC_POOL_INIT = tp.wrap(
+    "the worker's process pool: its initialize_process_fnc imports livekit_ext first",
+    "livekit.agents.ipc.proc_pool:ProcPool.__init__",
+)
 
 
 def setup_job_process(setup: Callable[[Any], Any] | None, proc: Any) -> Any:
@@ -48,18 +55,13 @@ def _proc_pool_init(wrapped: Callable[..., Any], instance: Any, args: Any, kwarg
     return wrapped(*args, **kwargs)
 
 
-def _proc_pool() -> type:
-    from livekit.agents.ipc.proc_pool import ProcPool
-
-    return ProcPool
-
-
 class JobProcesses(Feature):
     name = FEATURE
     description = "a job process imports livekit_ext before the server's setup runs there"
+    touchpoints = tp.declared(globals())
 
     def probe(self) -> Probe:
-        params = inspect.signature(_proc_pool()).parameters
+        params = inspect.signature(PROC_POOL_INIT.owner()).parameters
         if "initialize_process_fnc" not in params:
             return Probe("unsupported", "ProcPool takes no initialize_process_fnc")
         return Probe(
@@ -67,4 +69,4 @@ class JobProcesses(Feature):
         )
 
     def install(self, patcher: Patcher) -> None:
-        patcher.wrap(_proc_pool(), "__init__", _proc_pool_init)
+        patcher.wrap(PROC_POOL_INIT, _proc_pool_init)

@@ -24,11 +24,32 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
+from . import _touchpoints as tp
+from ._engine import Feature, Probe
+from ._wrapping import ACTIVE, Patcher, Wrapper, hook_errors_logged, when_active
 
 logger = logging.getLogger("livekit_ext")
 
 FEATURE = "malformed_frames"
+
+CREATE_WS_CONN = tp.wrap(
+    "the websocket whose text frames are parsed", *tp.engine("RealtimeSession._create_ws_conn")
+)
+OTHER_CREATE_WS_CONN = tp.wrap(
+    "the beta engine (to 1.4) and 1.8's GPT-Live engine: their websockets' frames",
+    f"{tp.OPENAI_BETA}:RealtimeSessionBeta._create_ws_conn",
+    "livekit.agents.llm._realtime.gpt_live:GPTLiveSession._create_ws_conn",
+    optional=True,
+)
+ENGINE_JSON = tp.replace(
+    "the engine parses frames with its module's json: ours reuses the one parse",
+    *(f"{module}:json" for module in tp.OPENAI_ENGINES),
+)
+PARSE_SERVER_EVENT = tp.read(
+    "the patch series' frame parser: native when it rejects bad frames",
+    *(f"{module}:parse_server_event" for module in tp.OPENAI_ENGINES),
+    optional=True,
+)
 
 _AUDIO_DELTAS = frozenset(
     {"response.output_audio.delta", "response.audio.delta", "session.output_audio.delta"}
@@ -52,9 +73,12 @@ class _Handoff:
     """The frame the websocket just returned and its parse, for the module's ``json.loads``.
 
     The receive loop calls ``json.loads(msg.data)`` right after ``receive()`` returns, with no
-    await in between, so one slot per process is enough. The slot holds one ``(frame, event)``
-    pair, stored and read as a whole (sessions in other threads may overwrite it), and
-    ``loads`` takes the event only for that very frame object; anything else it parses.
+    await in between, so one slot per engine module is enough. The slot holds one
+    ``(frame, event)`` pair, stored and read as a whole (sessions in other threads may
+    overwrite it), and ``loads`` takes the event only for that very frame object; anything
+    else it parses. Parsing each frame once is what keeps the receive loop at stock speed
+    (``scripts/bench.py``'s receive-loop ratio: a 6.4 kB audio delta's parse is most of the
+    loop's own work per frame).
     """
 
     __slots__ = ("pair",)
@@ -62,44 +86,38 @@ class _Handoff:
     def __init__(self) -> None:
         self.pair: tuple[Any, Any] | None = None
 
-
-_HANDOFF = _Handoff()
-
-
-def _loads(s: Any, **kwargs: Any) -> Any:
-    # json.loads takes only keywords after ``s``; the receive loops pass none
-    pair = _HANDOFF.pair
-    if pair is not None and pair[0] is s and not kwargs:
-        _HANDOFF.pair = None
-        return pair[1]
-    return json.loads(s, **kwargs)
+    def loads(self, s: Any, **kwargs: Any) -> Any:
+        # json.loads takes only keywords after ``s``; the receive loops pass none
+        pair = self.pair
+        if pair is not None and pair[0] is s and not kwargs:
+            self.pair = None
+            return pair[1]
+        return json.loads(s, **kwargs)
 
 
 def _json_stand_in() -> types.ModuleType:
-    """``json`` for an engine module: the real one, except ``loads`` takes the handoff."""
+    """``json`` for an engine module: the real one, except ``loads`` takes the handoff (kept
+    on the stand-in as ``handoff``)."""
     stand_in = types.ModuleType("json", json.__doc__)
     vars(stand_in).update({k: v for k, v in vars(json).items() if not k.startswith("__")})
-    stand_in.loads = _loads  # type: ignore[attr-defined]
-    stand_in.__livekit_ext_json__ = True  # type: ignore[attr-defined]
+    handoff = _Handoff()
+    stand_in.loads = handoff.loads  # type: ignore[attr-defined]
+    stand_in.handoff = handoff  # type: ignore[attr-defined]
     return stand_in
 
 
-def _guard_frames(ws: Any) -> None:
+def _guard_frames(ws: Any, handoff: _Handoff) -> None:
     """Make ``ws.receive()`` parse each text frame once and skip the ones upstream cannot take."""
     from aiohttp import WSMsgType
 
     text, binary = WSMsgType.TEXT, WSMsgType.BINARY
     receive = ws.receive
-    active = ENGINE._patchers
-    handoff = _HANDOFF
-    loads = json.loads
-    audio_deltas = _AUDIO_DELTAS
 
     async def receive_valid(*args: Any, **kwargs: Any) -> Any:
         while True:
             msg = await receive(*args, **kwargs)
-            if msg.type is not text or FEATURE not in active:
-                if msg.type is binary and FEATURE in active:
+            if msg.type is not text or FEATURE not in ACTIVE:
+                if msg.type is binary and FEATURE in ACTIVE:
                     # upstream skips it without a word; say what was skipped
                     logger.warning(
                         "livekit_ext: ignored a binary realtime server frame: %.120r", msg.data
@@ -107,20 +125,15 @@ def _guard_frames(ws: Any) -> None:
                 return msg
             data = msg.data
             try:
-                event = loads(data)
+                event = json.loads(data)
             except ValueError as e:
-                problem: str | None = f"not JSON: {e}"
+                problem = f"not JSON: {e}"
             else:
-                # frame_problem's answer for a good frame, inline: this runs on every frame
-                if (
-                    type(event) is dict
-                    and type(kind := event.get("type")) is str
-                    and kind
-                    and (kind not in audio_deltas or type(event.get("delta")) is str)
-                ):
+                found = frame_problem(event)
+                if found is None:
                     handoff.pair = (data, event)
                     return msg
-                problem = frame_problem(event)
+                problem = found
             logger.warning(
                 "livekit_ext: dropped a realtime server frame (%s): %.120r", problem, data
             )
@@ -128,38 +141,29 @@ def _guard_frames(ws: Any) -> None:
     ws.receive = receive_valid
 
 
-@when_active(FEATURE)
-async def _create_ws_conn(
-    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
-) -> Any:
-    ws = await wrapped(*args, **kwargs)
-    with hook_errors_logged("guarding the realtime websocket"):
-        _guard_frames(ws)
-    return ws
+def _guarding(handoff: _Handoff) -> Wrapper:
+    """The ``_create_ws_conn`` wrapper of the sessions of one engine module."""
+
+    @when_active(FEATURE)
+    async def _create_ws_conn(
+        wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+    ) -> Any:
+        ws = await wrapped(*args, **kwargs)
+        with hook_errors_logged("guarding the realtime websocket"):
+            _guard_frames(ws, handoff)
+        return ws
+
+    return _create_ws_conn
 
 
 # -- installing, one upstream module at a time ---------------------------------------------
 
 
-def _attrs(cls: type) -> set[str]:
-    return {name for klass in cls.__mro__ for name in vars(klass)}
-
-
 def _openai_session_classes() -> list[type]:
-    """The OpenAI-protocol sessions that open their own websocket, one per engine module."""
-    classes: list[type] = []
-    for module_name, class_name in (
-        ("livekit.plugins.openai.realtime.realtime_model", "RealtimeSession"),
-        ("livekit.plugins.openai.realtime.realtime_model_beta", "RealtimeSessionBeta"),
-        # 1.8: the engines live in livekit-agents; the plugin re-exports the same classes
-        ("livekit.agents.llm._realtime.gpt_live", "GPTLiveSession"),
-    ):
-        try:
-            module = __import__(module_name, fromlist=[class_name])
-            classes.append(getattr(module, class_name))
-        except (ImportError, AttributeError):
-            continue
-    return [c for c in dict.fromkeys(classes) if "_create_ws_conn" in _attrs(c)]
+    """The OpenAI-protocol sessions that open their own websocket, one per engine module (in
+    1.8 the plugin re-exports the engine's classes: each once)."""
+    classes = [*CREATE_WS_CONN.owners(importing=True), *OTHER_CREATE_WS_CONN.owners(importing=True)]
+    return list(dict.fromkeys(classes))
 
 
 def install_openai_engine(patcher: Patcher, session_class: type) -> None:
@@ -167,9 +171,9 @@ def install_openai_engine(patcher: Patcher, session_class: type) -> None:
     module = sys.modules[session_class.__module__]
     if not isinstance(vars(module).get("json"), types.ModuleType):
         raise RuntimeError(f"{module.__name__} does not parse frames with a module-level json")
-    patcher.wrap(session_class, "_create_ws_conn", _create_ws_conn)
-    if not getattr(module.json, "__livekit_ext_json__", False):
-        patcher.replace(module, "json", _json_stand_in())
+    if not isinstance(getattr(module.json, "handoff", None), _Handoff):
+        patcher.replace(ENGINE_JSON, _json_stand_in(), on=module)
+    patcher.wrap(CREATE_WS_CONN, _guarding(module.json.handoff), on=session_class)
 
 
 _REJECTED_FRAMES = (
@@ -210,6 +214,7 @@ class MalformedFrames(Feature):
     description = "a malformed realtime server frame is logged and dropped, not fatal"
     trigger = "livekit.plugins.openai"
     distribution = "livekit-plugins-openai"
+    touchpoints = tp.declared(globals())
 
     def probe(self) -> Probe:
         classes = _openai_session_classes()

@@ -19,34 +19,36 @@ it is restarted.
 from __future__ import annotations
 
 import contextvars
-import importlib
 import inspect
 import logging
-import math
 import time
-from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any, Literal, cast
-from weakref import WeakKeyDictionary
 
-from . import transcript_identity
-from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
-from ._tracks import RealtimeTrack, new_item_id, realtime_track
+from . import _funnel
+from . import _touchpoints as tp
+from ._engine import ENGINE, Feature, Probe
+from ._state import Attached
+from ._stt_matching import (
+    Completed,
+    SttUtterances,
+    event_time,
+    overlapping_item,
+    provider_time,
+)
+from ._wrapping import ACTIVE, Patcher, hook_errors_logged, install_when_needed, when_active
 from .identity import identity
+from .transcript_identity.fields import event_class
+from .transcript_identity.realtime_speech import REALTIME
+from .transcript_identity.stt_turns import new_item_id
 from .transcripts import TranscriptLog, _check_window, session_log
 
 logger = logging.getLogger("livekit_ext")
 
 FEATURE = "parallel_stt"
 
-_MAX_RECENT_ITEMS = 16  # realtime utterances considered when matching an STT one by time
-_MAX_COMPLETED = 512
 _RESTART_BACKOFF = 0.5  # what 1.6+ waits before recreating a failed STT stream
-_MAX_QUEUED_UTTERANCES = 8
-_MIN_LAG_ALLOWANCE = 1.5  # seconds an ended utterance may wait for its first transcript
-_MAX_LAG_ALLOWANCE = 10.0
 
 RestartMode = Literal["native", "pipeline", "task", "none"]
 
@@ -55,88 +57,17 @@ RestartMode = Literal["native", "pipeline", "task", "none"]
 
 
 @dataclass
-class _SttUtterance:
-    """One utterance as the parallel STT heard it, from START_OF_SPEECH to END_OF_SPEECH."""
-
-    start: float
-    end: float | None = None
-    heard: bool = False  # a transcript was attributed to it
-    fresh_id: str | None = None
-
-    def interval(self, at: float) -> tuple[float, float]:
-        """``[start, end]``; an utterance still open (or never ended) runs until ``at``."""
-        return self.start, max(self.end if self.end is not None else at, self.start)
-
-
-class _SttUtterances:
-    """Which utterance of the parallel STT a transcript belongs to, robust to a lagging STT.
-
-    The STT's own START/END_OF_SPEECH arrive on time while its transcripts may trail by
-    seconds, so utterances queue up until their final arrives; a transcript belongs to the
-    oldest one waiting. An utterance ended long ago that never got a transcript was noise
-    (a VAD-driven STT often recognises nothing) and is dropped. Without START/END events an
-    utterance starts at its first transcript and ends at its final.
-    """
-
-    def __init__(self) -> None:
-        self._queue: deque[_SttUtterance] = deque()
-        self.lag = 0.0  # how far the last final trailed its end of speech
-
-    def __len__(self) -> int:
-        return len(self._queue)
-
-    def reset(self) -> None:
-        """The STT failed: what it heard before will never be transcribed."""
-        self._queue.clear()
-
-    def speech_started(self, at: float) -> None:
-        if self._queue and self._queue[-1].end is None:
-            return  # still speaking: one utterance
-        self._queue.append(_SttUtterance(start=at))
-        while len(self._queue) > _MAX_QUEUED_UTTERANCES:
-            self._queue.popleft()
-
-    def speech_ended(self, at: float) -> None:
-        if self._queue and self._queue[-1].end is None:
-            utterance = self._queue[-1]
-            utterance.end = max(at, utterance.start)
-
-    def current(self, at: float) -> _SttUtterance:
-        """The utterance a transcript arriving at ``at`` belongs to."""
-        allowance = min(max(_MIN_LAG_ALLOWANCE, 2 * self.lag), _MAX_LAG_ALLOWANCE)
-        queue = self._queue
-        while len(queue) > 1 and not queue[0].heard and at - (queue[0].end or at) > allowance:
-            queue.popleft()  # noise: ended long ago and nothing was ever recognised in it
-        if not queue:
-            queue.append(_SttUtterance(start=at))
-        queue[0].heard = True
-        return queue[0]
-
-    def finalized(self, utterance: _SttUtterance, at: float) -> None:
-        """A final closed ``utterance``; one still open continues where the final ended."""
-        if utterance.end is not None:
-            self.lag = max(0.0, at - utterance.end)
-        if utterance.end is not None or len(self._queue) > 1:
-            if self._queue and self._queue[0] is utterance:
-                self._queue.popleft()
-        else:
-            utterance.start = max(utterance.start, at - self.lag)
-
-
-class _Completed(OrderedDict[str, float]):
-    def note(self, item_id: str, at: float) -> None:
-        self.setdefault(item_id, at)
-        while len(self) > _MAX_COMPLETED:
-            self.popitem(last=False)
-
-
-@dataclass
 class _State:
-    log: TranscriptLog
+    """One session's parallel STT."""
+
+    log: TranscriptLog | None = None
     enabled: bool = False
-    utterances: _SttUtterances = field(default_factory=_SttUtterances)
-    completed: _Completed = field(default_factory=_Completed)
+    utterances: SttUtterances = field(default_factory=SttUtterances)
+    completed: Completed = field(default_factory=Completed)
     """Realtime item -> when its final transcript arrived (an end for providers with no stop)."""
+    hook_call: _HookCall | None = None
+    """The STT transcript the activity is handling now: set around upstream's handler, which
+    calls the funnel synchronously when it forwards the transcript itself."""
 
     def note_transcribed(self, ev: Any) -> None:
         """A realtime final went out: when it completed is an end for matching by time."""
@@ -146,20 +77,11 @@ class _State:
                 self.completed.note(ident.item_id, ev.created_at)
 
 
-_states: WeakKeyDictionary[Any, _State] = WeakKeyDictionary()
-
-
-def _state_of(session: Any, window: int | None = None) -> _State:
-    state = _states.get(session)
-    if state is None:
-        state = _states[session] = _State(log=session_log(session, window=window))
-    elif window is not None:
-        state.log.resize(window)
-    return state
+PARALLEL: Attached[_State] = Attached("parallel_stt", _State)
 
 
 def _enabled_state(session: Any) -> _State | None:
-    state = _states.get(session)
+    state = PARALLEL.get(session)
     return state if state is not None and state.enabled else None
 
 
@@ -173,15 +95,16 @@ def enable_parallel_stt(session: Any, *, window: int = 256) -> TranscriptLog:
     Idempotent; a second call only changes ``window``.
     """
     _check_window(window)
-    state = _state_of(session, window)
+    state = PARALLEL.of(session)
+    state.log = log = session_log(session, window=window)
     if not state.enabled:
         state.enabled = True
         # this session's transcripts only: other sessions' funnel runs no parallel STT hook
-        transcript_identity.FUNNEL.add_stamper(session, _stamp_upstreams_transcript)
-        transcript_identity.FUNNEL.add_observer(session, state.note_transcribed)
+        _funnel.add_stamper(session, _stamp_upstreams_transcript(state))
+        _funnel.add_observer(session, state.note_transcribed)
     if _native():
         session.parallel_stt = True
-    elif not ENGINE.is_active(FEATURE):
+    elif FEATURE not in ACTIVE:
         reason = getattr(ENGINE.status().get(FEATURE), "reason", "not registered")
         logger.warning(
             "livekit_ext: enable_parallel_stt(): the parallel_stt feature is not applied (%s); "
@@ -193,58 +116,28 @@ def enable_parallel_stt(session: Any, *, window: int = 256) -> TranscriptLog:
             "livekit_ext: enable_parallel_stt(): the session has no stt=; only an agent with "
             "its own stt will transcribe in parallel"
         )
-    return state.log
+    return log
 
 
 # -- correlation ---------------------------------------------------------------------------
 
 
-def _event_time(ev: Any) -> float:
-    now = time.time()
-    created = getattr(ev, "created_at", None)
-    return min(created, now) if isinstance(created, (int, float)) and created > 0 else now
-
-
-def _provider_time(value: Any, ceiling: float) -> float | None:
-    return min(float(value), ceiling) if isinstance(value, (int, float)) and value > 0 else None
-
-
-def _overlapping_item(
-    track: RealtimeTrack, completed: _Completed, start: float, end: float
-) -> str | None:
-    """The recent realtime utterance that overlaps ``[start, end]`` the most, if any."""
-    best: str | None = None
-    best_overlap = -math.inf
-    later_start = math.inf
-    for item_id, item_start in islice(reversed(track.starts.items()), _MAX_RECENT_ITEMS):
-        item_end = track.stops.get(item_id) or completed.get(item_id) or later_start
-        later_start = min(later_start, item_start)
-        if item_end < start:
-            break  # newest first: every older utterance ended before this one
-        if item_start > end:
-            continue
-        overlap = min(end, item_end) - max(start, item_start)
-        if overlap > best_overlap:
-            best, best_overlap = item_id, overlap
-    return best
-
-
 def _identify(activity: Any, state: _State, stt_ev: Any, *, is_final: bool) -> tuple[str, float]:
     """The ``item_id`` and speech start of the realtime utterance the STT one overlaps, else
     the STT utterance's own; a final closes the STT utterance."""
-    at = _event_time(stt_ev)
+    at = event_time(stt_ev)
     utterance = state.utterances.current(at)
     start, end = utterance.interval(at)
-    if is_final and (said := _provider_time(getattr(stt_ev, "speech_end_time", None), at)):
+    if is_final and (said := provider_time(getattr(stt_ev, "speech_end_time", None), at)):
         end = max(min(end, said), start)
     item_id: str | None = None
     started = start
     rt_session = getattr(activity, "_rt_session", None)
     if rt_session is not None:
-        track = realtime_track(rt_session)
-        item_id = _overlapping_item(track, state.completed, start, end)
+        speech = REALTIME.of(rt_session)
+        item_id = overlapping_item(speech.starts, speech.stops, state.completed, start, end)
         if item_id is not None:
-            started = track.starts.get(item_id, start)
+            started = speech.starts.get(item_id, start)
     if item_id is None:
         if utterance.fresh_id is None:
             utterance.fresh_id = new_item_id()
@@ -276,12 +169,14 @@ class _HookCall:
     forwarded: bool = False
 
 
-_HOOK: contextvars.ContextVar[_HookCall | None] = contextvars.ContextVar(
-    "livekit_ext_parallel_stt_hook", default=None
-)
+# module state: upstream's own listeners that must skip a forwarded transcript (RoomIO's,
+# IVRActivity's) run synchronously inside the emit below, and reach their session by a
+# different path each (and per release); a flag scoped to this call is what they all see
 _FORWARDING: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "livekit_ext_parallel_stt_forwarding", default=False
 )
+# module state: 1.5.x creates the STT pump's task inside update_stt; the task inherits the
+# context, and nothing else of the call reaches it (the pipeline holds no session)
 _PIPELINE_SESSION: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "livekit_ext_parallel_stt_pipeline_session", default=None
 )
@@ -320,11 +215,11 @@ def _transcript_hook(is_final: bool) -> Callable[..., Any]:
             logger.exception("livekit_ext: reading a parallel STT transcript failed")
         if call is None:
             return wrapped(*args, **kwargs)
-        token = _HOOK.set(call)
+        outer, call.state.hook_call = call.state.hook_call, call
         try:
             result = wrapped(*args, **kwargs)
         finally:
-            _HOOK.reset(token)
+            call.state.hook_call = outer
         if not call.forwarded:  # upstream dropped it: the realtime model transcribes itself
             _forward(call)
         return result
@@ -342,7 +237,7 @@ def _forward(call: _HookCall) -> None:
         item_id, started = _identify(call.activity, call.state, call.stt_ev, is_final=call.is_final)
         now = time.time()
         # the values are already typed (SpeechData normalises its language): skip validation
-        out = transcript_identity.event_class().model_construct(
+        out = event_class().model_construct(
             transcript=alt.text,
             is_final=call.is_final,
             language=alt.language,
@@ -364,14 +259,18 @@ def _forward(call: _HookCall) -> None:
         _FORWARDING.reset(token)
 
 
-def _stamp_upstreams_transcript(ev: Any) -> None:
+def _stamp_upstreams_transcript(state: _State) -> Callable[[Any], None]:
     """An STT transcript upstream forwards itself (a realtime model that does not transcribe)
     gets the parallel identity at the funnel, before anything enriches or observes it."""
-    call = _HOOK.get()
-    if call is not None and not call.forwarded:
-        call.forwarded = True
-        with hook_errors_logged("stamping a parallel STT transcript"):
-            _stamp(call, ev)
+
+    def stamp(ev: Any) -> None:
+        call = state.hook_call
+        if call is not None and not call.forwarded:
+            call.forwarded = True
+            with hook_errors_logged("stamping a parallel STT transcript"):
+                _stamp(call, ev)
+
+    return stamp
 
 
 @when_active(FEATURE)
@@ -383,12 +282,12 @@ def _on_stt_event(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs:
             ev = args[0] if args else kwargs.get("ev")
             kind = getattr(ev, "type", None)
             if kind == "start_of_speech":  # a str enum in every release
-                at = _event_time(ev)
-                started = _provider_time(getattr(ev, "speech_start_time", None), at)
+                at = event_time(ev)
+                started = provider_time(getattr(ev, "speech_start_time", None), at)
                 state.utterances.speech_started(started or at)
             elif kind == "end_of_speech":
-                at = _event_time(ev)
-                ended = _provider_time(getattr(ev, "speech_end_time", None), at)
+                at = event_time(ev)
+                ended = provider_time(getattr(ev, "speech_end_time", None), at)
                 state.utterances.speech_ended(ended or at)
     except Exception:
         logger.exception("livekit_ext: reading a parallel STT speech event failed")
@@ -431,6 +330,8 @@ class _SttTurn:
     transcript: str
 
 
+# module state: the user message of a committed turn is added from a task on_end_of_turn
+# starts; the task inherits the context, and the message carries nothing of the turn
 _STT_TURN: contextvars.ContextVar[_SttTurn | None] = contextvars.ContextVar(
     "livekit_ext_parallel_stt_turn", default=None
 )
@@ -450,11 +351,7 @@ def _on_end_of_turn(wrapped: Callable[..., Any], instance: Any, args: Any, kwarg
     if turn is None:
         return wrapped(*args, **kwargs)
     # installed with the first such turn: sessions without a parallel STT pay nothing per item
-    from livekit.agents.voice.agent_session import AgentSession
-
-    ENGINE.wrap_inline_when_needed(
-        FEATURE, AgentSession, "_conversation_item_added", _conversation_item_added
-    )
+    install_when_needed(FEATURE, CONVERSATION_ITEM_ADDED, _conversation_item_added)
     token = _STT_TURN.set(turn)  # the tasks it starts inherit it
     try:
         return wrapped(*args, **kwargs)
@@ -466,7 +363,7 @@ def _conversation_item_added(original: Callable[..., Any]) -> Callable[..., Any]
     def _conversation_item_added(self: Any, *args: Any, **kwargs: Any) -> Any:
         """Within such a turn, its user message is withdrawn; everything else goes through."""
         turn = _STT_TURN.get()
-        if turn is not None and FEATURE in ENGINE.active:
+        if turn is not None and FEATURE in ACTIVE:
             message = args[0] if args else kwargs.get("message")
             withdrawn = False
             with hook_errors_logged("keeping a parallel STT transcript out of the chat context"):
@@ -507,7 +404,7 @@ def _unless_forwarded(wrapped: Callable[..., Any], instance: Any, args: Any, kwa
 
 def _restart_wanted(session: Any) -> bool:
     """Only a parallel STT of a live session is restarted; anything else fails as upstream's."""
-    if not ENGINE.is_active(FEATURE) or session is None or _enabled_state(session) is None:
+    if FEATURE not in ACTIVE or session is None or _enabled_state(session) is None:
         return False
     if getattr(session, "_closing", False) or getattr(session, "_closing_task", None):
         return False
@@ -571,35 +468,94 @@ def _stt_pump(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
 
 # -- the feature ---------------------------------------------------------------------------
 
+_AR = tp.RECOGNITION
+INTERIM = tp.wrap(
+    "an STT interim a transcribing realtime model drops", f"{tp.ACTIVITY}.on_interim_transcript"
+)
+FINAL = tp.wrap(
+    "an STT final a transcribing realtime model drops", f"{tp.ACTIVITY}.on_final_transcript"
+)
+ON_ERROR = tp.wrap("a parallel STT's fatal error becomes recoverable", f"{tp.ACTIVITY}._on_error")
+END_OF_TURN = tp.wrap("a turn committed from the STT's words", f"{tp.ACTIVITY}.on_end_of_turn")
+CONVERSATION_ITEM_ADDED = tp.wrap(
+    "keep the STT's committed words out of the chat context (wrapped at the first such turn)",
+    f"{tp.SESSION}._conversation_item_added",
+)
+FUNNEL = tp.call(
+    "emit a forwarded STT transcript through the funnel", f"{tp.SESSION}._user_input_transcribed"
+)
+STT_EVENT = tp.wrap("the STT's START/END_OF_SPEECH", f"{_AR}:AudioRecognition._on_stt_event")
+NATIVE_RESTART = tp.read(
+    "1.6.6+: upstream recreates a failed STT stream itself",
+    f"{_AR}:_STT_RECONNECT_INTERVAL",
+    optional=True,
+)
+PIPELINE_FACTORY = tp.wrap(
+    "1.5.2-1.6.5: the STT pipeline's pump is created here",
+    f"{_AR}:AudioRecognition.update_stt",
+    f"{_AR}:AudioRecognition._update_stt",
+    optional=True,
+)
+PIPELINE = tp.read("1.5.2-1.6.5: the STT pipeline", f"{_AR}:_STTPipeline", optional=True)
+STT_PUMP = tp.wrap(
+    "1.5.2-1.6.5: a failed STT pump is run again", f"{_AR}:_STTPipeline._stt_pump", optional=True
+)
+STT_TASK = tp.wrap(
+    "1.4-1.5.1: a failed STT task is run again", f"{_AR}:AudioRecognition._stt_task", optional=True
+)
+UPSTREAM_LISTENERS = (
+    tp.wrap(
+        "the room's user transcription ignores forwarded STT events",
+        f"{tp.ROOM_IO}._on_user_input_transcribed",
+        optional=True,
+    ),
+    tp.wrap(
+        "IVR loop detection ignores forwarded STT events",
+        "livekit.agents.voice.ivr.ivr_activity:IVRActivity._on_user_input_transcribed",
+        optional=True,
+    ),
+)
+ACTIVITY_LLM = tp.attr(
+    "the activity's model: is it realtime, does it transcribe", f"{tp.ACTIVITY}.llm"
+)
+ACTIVITY_AGENT = tp.attr(
+    "the agent whose chat context holds the user messages", f"{tp.ACTIVITY}._agent"
+)
+SWITCH = tp.read(
+    "the patch series' own switch: native when present", f"{tp.SESSION}.parallel_stt", optional=True
+)
+RECOGNITION_SESSION = tp.attr(
+    "the audio recognition's session: its STT events belong to it",
+    f"{_AR}:AudioRecognition._session",
+)
+CLOSING = tp.attr(
+    "a closing session's STT is not restarted",
+    f"{tp.SESSION}._closing",
+    f"{tp.SESSION}._closing_task",
+    optional=True,
+)
+CHAT_CONTEXT = tp.attr(
+    "the chat context an STT-committed user message is taken back out of",
+    "livekit.agents.voice.agent:Agent._chat_ctx",
+)
+
 
 def _native() -> bool:
     """Whether upstream forwards a parallel STT's transcripts itself: ``AgentSession`` has the
     ``parallel_stt`` switch (read/write, before or after ``start``) of the upstream patch."""
-    from livekit.agents.voice.agent_session import AgentSession
-
-    switch = inspect.getattr_static(AgentSession, "parallel_stt", None)
+    switch = inspect.getattr_static(FUNNEL.owner(importing=True), SWITCH.name, None)
     return isinstance(switch, property) and switch.fset is not None
 
 
 def _restart_mode() -> RestartMode:
-    from livekit.agents.voice import audio_recognition as ar
-
-    if hasattr(ar, "_STT_RECONNECT_INTERVAL"):
+    if NATIVE_RESTART.resolvable(importing=True):
         return "native"
-    pipeline = getattr(ar, "_STTPipeline", None)
-    if pipeline is not None:
-        has_hooks = hasattr(pipeline, "_stt_pump") and _pipeline_factory(ar) is not None
-        return "pipeline" if has_hooks else "none"
-    return "task" if hasattr(ar.AudioRecognition, "_stt_task") else "none"
+    if PIPELINE.resolvable(importing=True):
+        return "pipeline" if STT_PUMP.resolvable() and PIPELINE_FACTORY.resolvable() else "none"
+    return "task" if STT_TASK.resolvable() else "none"
 
 
-def _pipeline_factory(ar: Any) -> str | None:
-    """The AudioRecognition method that creates the STT pipeline: ``update_stt`` (1.5.2 to
-    1.6.4) or ``_update_stt`` (1.6.5 on; from 1.6.6 upstream recreates failed streams)."""
-    return next((n for n in ("update_stt", "_update_stt") if hasattr(ar.AudioRecognition, n)), None)
-
-
-_RESTART_REASONS: dict[RestartMode, str] = {
+_RESTART_REASONS: Mapping[RestartMode, str] = {
     "native": "upstream recreates a failed STT stream",
     "pipeline": "a failed STT pipeline is restarted",
     "task": "a failed STT task is restarted",
@@ -610,27 +566,12 @@ _RESTART_REASONS: dict[RestartMode, str] = {
 class ParallelSTT(Feature):
     name = FEATURE
     description = "STT transcripts next to a realtime model's, matched to its utterances"
-    requires = (transcript_identity.FEATURE,)
+    requires = (_funnel.IDENTITY,)
+    touchpoints = tp.declared(globals())
 
     def probe(self) -> Probe:
-        from livekit.agents.voice.agent_activity import AgentActivity
-        from livekit.agents.voice.agent_session import AgentSession
-        from livekit.agents.voice.audio_recognition import AudioRecognition
-
         if _native():
             return Probe("native", "AgentSession.parallel_stt forwards the STT's transcripts")
-        needed = [
-            (AgentActivity, "on_interim_transcript"),
-            (AgentActivity, "on_final_transcript"),
-            (AgentActivity, "_on_error"),
-            (AgentActivity, "on_end_of_turn"),
-            (AgentSession, "_conversation_item_added"),
-            (AgentSession, "_user_input_transcribed"),
-            (AudioRecognition, "_on_stt_event"),
-        ]
-        missing = [f"{owner.__name__}.{name}" for owner, name in needed if not hasattr(owner, name)]
-        if missing:
-            return Probe("unsupported", f"missing {', '.join(missing)}")
         return Probe(
             "patchable",
             "forwards the STT transcripts a transcribing realtime model drops; "
@@ -638,38 +579,19 @@ class ParallelSTT(Feature):
         )
 
     def install(self, patcher: Patcher) -> None:
-        from livekit.agents.voice import audio_recognition as ar
-        from livekit.agents.voice.agent_activity import AgentActivity
-
-        patcher.wrap(AgentActivity, "on_interim_transcript", _transcript_hook(is_final=False))
-        patcher.wrap(AgentActivity, "on_final_transcript", _transcript_hook(is_final=True))
-        patcher.wrap(AgentActivity, "_on_error", _on_error)
-        patcher.wrap(AgentActivity, "on_end_of_turn", _on_end_of_turn)
-        patcher.wrap(ar.AudioRecognition, "_on_stt_event", _on_stt_event)
+        patcher.wrap(INTERIM, _transcript_hook(is_final=False))
+        patcher.wrap(FINAL, _transcript_hook(is_final=True))
+        patcher.wrap(ON_ERROR, _on_error)
+        patcher.wrap(END_OF_TURN, _on_end_of_turn)
+        patcher.wrap(STT_EVENT, _on_stt_event)
         mode = _restart_mode()
         if mode == "pipeline":
-            patcher.wrap(ar.AudioRecognition, _pipeline_factory(ar) or "update_stt", _update_stt)
-            patcher.wrap(ar._STTPipeline, "_stt_pump", _stt_pump)
+            patcher.wrap(PIPELINE_FACTORY, _update_stt)
+            patcher.wrap(STT_PUMP, _stt_pump)
         elif mode == "task":
-            patcher.wrap(ar.AudioRecognition, "_stt_task", _stt_task)
-        self._install_listener_guards(patcher)
-
-    def _install_listener_guards(self, patcher: Patcher) -> None:
-        for module_name, class_name in _UPSTREAM_LISTENERS:
-            try:
-                owner = getattr(importlib.import_module(module_name), class_name)
-            except (ImportError, AttributeError):
-                logger.debug(
-                    "livekit_ext: %s.%s not found; no guard needed", module_name, class_name
-                )
-                continue
-            if hasattr(owner, "_on_user_input_transcribed"):
-                patcher.wrap(owner, "_on_user_input_transcribed", _unless_forwarded)
-
-
-_UPSTREAM_LISTENERS = (
-    # publishes the user's transcript to the room: it stays the realtime model's
-    ("livekit.agents.voice.room_io.room_io", "RoomIO"),
-    # its loop detection may generate a reply from user finals
-    ("livekit.agents.voice.ivr.ivr_activity", "IVRActivity"),
-)
+            patcher.wrap(STT_TASK, _stt_task)
+        for listener in UPSTREAM_LISTENERS:
+            if listener.resolvable(importing=True):
+                patcher.wrap(listener, _unless_forwarded)
+            else:
+                logger.debug("livekit_ext: %s not found; no guard needed", listener)

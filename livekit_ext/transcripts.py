@@ -10,16 +10,14 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, get_args
+from typing import Any, get_args
 
+from . import _funnel
+from ._state import Attached
 from .identity import Source, identity
-
-if TYPE_CHECKING:
-    from ._tracks import SessionTrack
 
 logger = logging.getLogger("livekit_ext")
 
-IDENTITY_FEATURE = "transcript_identity"
 SOURCES: tuple[Source, ...] = get_args(Source)
 """The engines a transcript comes from; any other ``source`` is a typo, not an empty answer."""
 
@@ -38,6 +36,7 @@ class TranscriptLog:
         self._finals: deque[Any] = deque(maxlen=window)
         self._latest: dict[tuple[Source | None, bool], Any] = {}
         self._warned_not_started = False
+        self._recording = False
 
     @property
     def window(self) -> int:
@@ -93,6 +92,21 @@ def _check_window(window: int) -> None:
         raise ValueError(f"window must be a positive int, got {window!r}")
 
 
+LOGS: Attached[TranscriptLog] = Attached("transcript_log", TranscriptLog)
+
+
+def record_from_start(session: Any) -> None:
+    """The session starts (or its first transcript reaches the funnel): its log records from
+    now on, before any other observer (a callback reading the log sees the event in it)."""
+    _start_recording(session, LOGS.of(session))
+
+
+def _start_recording(session: Any, log: TranscriptLog) -> None:
+    if not log._recording:
+        log._recording = True
+        _funnel.observe(session, log.record, first=True)
+
+
 def transcripts(session: Any, *, window: int | None = None) -> TranscriptLog:
     """The session's transcript log (window 256 unless given), recording since its start.
 
@@ -101,43 +115,35 @@ def transcripts(session: Any, *, window: int | None = None) -> TranscriptLog:
     so in a warning rather than being silently short. On a session that is not started (and
     has logged nothing) it warns once per session: its empty log is not the user's silence.
     """
-    from . import _tracks
-
     log = session_log(session, window=window)
-    _warn_if_not_started(session, _tracks.session_track(session))
+    _warn_if_not_started(session, log)
     return log
 
 
 def session_log(session: Any, *, window: int | None = None) -> TranscriptLog:
     """``transcripts(session)`` for the package's own features, which may set a session up
     before it starts (``enable_parallel_stt``) without that being a user's mistake."""
-    from . import _tracks
-    from ._observe import observe_before_listeners
-    from ._registry import ENGINE
-
     if window is not None:
         _check_window(window)
-    track = _tracks.session_track(session)
+    log = LOGS.of(session)
     if window is not None:
-        track.log.resize(window)
-    if not ENGINE.is_active(IDENTITY_FEATURE) and track.log_recorded_at_funnel:
-        track.log_recorded_at_funnel = False
-        if callable(getattr(session, "emit", None)):
-            observe_before_listeners(session, "user_input_transcribed", track.log.record)
-        if getattr(session, "_started", False):
+        log.resize(window)
+    if not log._recording:
+        _start_recording(session, log)
+        if not _funnel.carries(session) and getattr(session, "_started", False):
             logger.warning(
                 "livekit_ext: transcripts(): livekit_ext's transcript identity is not in effect "
                 "here, so this session's log records from now on; earlier transcripts are not "
                 "in it"
             )
-    return track.log
+    return log
 
 
-def _warn_if_not_started(session: Any, track: SessionTrack) -> None:
+def _warn_if_not_started(session: Any, log: TranscriptLog) -> None:
     """A tool handed the wrong session (or reading before ``start()``) would see an empty log
     that looks like silence from the user; say so once per session instead."""
-    log = track.log
-    if log._warned_not_started or log._latest or track.started_patched:
+    funnel = _funnel.FUNNEL.get(session)
+    if log._warned_not_started or log._latest or (funnel is not None and funnel.started_patched):
         return
     if getattr(session, "_started", True):  # running (or not an AgentSession we can judge)
         return

@@ -16,30 +16,73 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from ._registry import ENGINE, Feature, Patcher, Probe, hook_errors_logged, when_active
-from ._tracks import SpeechSignal, session_track
-from .transcript_identity import FEATURE as TRANSCRIPT_IDENTITY
+from . import _touchpoints as tp
+from ._engine import Feature, Probe
+from ._funnel import IDENTITY
+from ._speech import SpeechSignal, speech_of
+from ._state import Attached
+from ._wrapping import ACTIVE, Patcher, hook_errors_logged, when_active
 
 logger = logging.getLogger("livekit_ext")
 
 FEATURE = "utterance_segments"
+_OUTPUT = "livekit.agents.voice.room_io._output"
 _OUTPUTS = "_ParticipantTranscriptionOutput__outputs"  # RoomIO's legacy + text-stream sinks
+_STREAM_SINK = f"{_OUTPUT}:_ParticipantStreamTranscriptionOutput"
+_LEGACY_SINK = f"{_OUTPUT}:_ParticipantLegacyTranscriptionOutput"
+
+FORWARD_USER_TRANSCRIPT = tp.wrap(
+    "RoomIO's user transcript loop reads each event after its segment id is set",
+    f"{tp.ROOM_IO}._forward_user_transcript",
+)
+USER_TR_OUTPUT = tp.attr("RoomIO's user transcription output", f"{tp.ROOM_IO}._user_tr_output")
+AGENT_SESSION = tp.attr("the AgentSession a RoomIO serves", f"{tp.ROOM_IO}._agent_session")
+SINKS = tp.attr(
+    "the output's legacy and text-stream sinks",
+    f"{_OUTPUT}:_ParticipantTranscriptionOutput.__outputs",
+)
+STREAM_RESET = tp.wrap(
+    "a new text-stream segment keeps the utterance's id", f"{_STREAM_SINK}._reset_state"
+)
+LEGACY_RESET = tp.wrap(
+    "a new legacy segment keeps the utterance's id", f"{_LEGACY_SINK}._reset_state"
+)
+CURRENT_ID = tp.attr(
+    "the segment id a sink stamps (lk.segment_id)",
+    f"{_STREAM_SINK}._current_id",
+    f"{_LEGACY_SINK}._current_id",
+)
+CREATE_TEXT_WRITER = tp.call(
+    "the placeholder segment, written by the sink's own writer code",
+    f"{_STREAM_SINK}._create_text_writer",
+)
+FLUSH_TASK = tp.attr(
+    "a final still being published keeps the id it was flushed with",
+    f"{_STREAM_SINK}._flush_atask",
+    f"{_LEGACY_SINK}._flush_task",
+)
 
 
-class _Opted:
-    """One session's opt-in: whether to send a placeholder, and the speech subscription."""
+class _Segments:
+    """One session's segments: its opt-in, its RoomIOs, the speech subscription."""
 
-    def __init__(self, placeholder: bool) -> None:
-        self.placeholder = placeholder
-        self.unsubscribe: Callable[[], None] | None = None
+    def __init__(self) -> None:
+        self.opted = False
+        self.placeholder = False
         self.room_ios: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-_SESSIONS: weakref.WeakKeyDictionary[Any, _Opted] = weakref.WeakKeyDictionary()
-_PINNED: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-"""Sink (one of RoomIO's user transcription outputs) -> the segment id it must stamp."""
-_ROOM_IOS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
-"""Every RoomIO whose user transcripts run through :func:`_keyed`."""
+class _Pin:
+    """One sink's segment id to keep (the utterance it publishes), once set."""
+
+    __slots__ = ("item_id",)
+
+    def __init__(self) -> None:
+        self.item_id: str | None = None
+
+
+SEGMENTS: Attached[_Segments] = Attached("utterance_segments", _Segments)
+PINS: Attached[_Pin] = Attached("segment_pin", _Pin)
 
 
 def utterance_segments(session: Any, *, placeholder: bool = False) -> None:
@@ -47,19 +90,18 @@ def utterance_segments(session: Any, *, placeholder: bool = False) -> None:
     utterance's ``item_id`` (interims and final of one utterance in one segment; a late
     transcript in its own utterance's segment). ``placeholder=True`` also publishes an empty,
     non-final segment at the utterance's speech start. Call before or after ``session.start``."""
-    opted = _SESSIONS.get(session)
-    if opted is None:
-        opted = _SESSIONS[session] = _Opted(placeholder)
-        opted.unsubscribe = session_track(session).speech.subscribe(_placeholder_for(opted))
-        opted.room_ios.update(r for r in list(_ROOM_IOS) if r._agent_session is session)
-    opted.placeholder = placeholder
+    segments = SEGMENTS.of(session)
+    if not segments.opted:
+        segments.opted = True
+        speech_of(session).subscribe(_placeholder_for(segments))
+    segments.placeholder = placeholder
 
 
-def _placeholder_for(opted: _Opted) -> Callable[[SpeechSignal], None]:
+def _placeholder_for(opted: _Segments) -> Callable[[SpeechSignal], None]:
     def on_speech(signal: SpeechSignal) -> None:
         if not opted.placeholder or signal.kind != "started" or signal.item_id is None:
             return
-        if not ENGINE.is_active(FEATURE):
+        if FEATURE not in ACTIVE:
             return
         import asyncio  # livekit's own import; ``import livekit_ext`` alone stays cheap
 
@@ -95,7 +137,7 @@ async def _send_placeholder(output: Any, item_id: str) -> None:
                 if writing is not None:  # another utterance's segment is open: it stays open
                     sink._current_id = writing
                 else:
-                    _PINNED[sink] = item_id
+                    PINS.of(sink).item_id = item_id
 
 
 async def _settled(sink: Any) -> None:
@@ -109,7 +151,7 @@ async def _settled(sink: Any) -> None:
 
 
 def _retarget(sink: Any, item_id: str) -> None:
-    _PINNED[sink] = item_id
+    PINS.of(sink).item_id = item_id
     sink._current_id = item_id
 
 
@@ -120,8 +162,14 @@ async def _keyed(room_io: Any, event_ch: Any) -> AsyncIterator[Any]:
         with hook_errors_logged("naming a user transcription segment"):
             item_id = getattr(ev, "item_id", None)
             output = getattr(room_io, "_user_tr_output", None)
-            opted = _SESSIONS.get(getattr(room_io, "_agent_session", None))
-            if opted is not None and item_id and output is not None and ENGINE.is_active(FEATURE):
+            opted = SEGMENTS.get(getattr(room_io, "_agent_session", None))
+            if (
+                opted is not None
+                and opted.opted
+                and item_id
+                and output is not None
+                and FEATURE in ACTIVE
+            ):
                 for sink in _sinks(output):
                     await _settled(sink)
                     _retarget(sink, item_id)
@@ -135,9 +183,7 @@ def _forward_user_transcript(
     """Every RoomIO's user transcript loop reads through :func:`_keyed` (which does nothing
     for a session that did not opt in), so opting in after ``session.start`` works too."""
     with hook_errors_logged("reading RoomIO's user transcripts"):
-        if (opted := _SESSIONS.get(getattr(instance, "_agent_session", None))) is not None:
-            opted.room_ios.add(instance)
-        _ROOM_IOS[instance] = True
+        SEGMENTS.of(instance._agent_session).room_ios.add(instance)
         event_ch = args[0] if args else kwargs.pop("event_ch")
         return wrapped(_keyed(instance, event_ch), *args[1:], **kwargs)
     return wrapped(*args, **kwargs)
@@ -147,23 +193,21 @@ def _forward_user_transcript(
 def _reset_state(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
     """A new segment keeps the utterance's id (upstream makes a fresh ``SG_...``)."""
     result = wrapped(*args, **kwargs)
-    if (pinned := _PINNED.get(instance)) is not None:
-        instance._current_id = pinned
+    if (pin := PINS.get(instance)) is not None and pin.item_id is not None:
+        instance._current_id = pin.item_id
     return result
 
 
 class UtteranceSegments(Feature):
     name = FEATURE
     description = "RoomIO user transcription segments keyed by the utterance's item_id (opt-in)"
-    requires = (TRANSCRIPT_IDENTITY,)
+    requires = (IDENTITY,)
+    touchpoints = tp.declared(globals())
 
     def probe(self) -> Probe:
         return Probe("patchable", "utterance_segments(session) keys RoomIO's user segments")
 
     def install(self, patcher: Patcher) -> None:
-        from livekit.agents.voice.room_io import _output
-        from livekit.agents.voice.room_io.room_io import RoomIO
-
-        patcher.wrap(RoomIO, "_forward_user_transcript", _forward_user_transcript)
-        patcher.wrap(_output._ParticipantStreamTranscriptionOutput, "_reset_state", _reset_state)
-        patcher.wrap(_output._ParticipantLegacyTranscriptionOutput, "_reset_state", _reset_state)
+        patcher.wrap(FORWARD_USER_TRANSCRIPT, _forward_user_transcript)
+        patcher.wrap(STREAM_RESET, _reset_state)
+        patcher.wrap(LEGACY_RESET, _reset_state)

@@ -20,15 +20,13 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, overload
+from typing import Any, Literal, TypeVar, get_args, overload
 
 from livekit import rtc
 
-from ._observe import observe_before_listeners
+from . import _funnel
+from ._speech import SpeechSignal, speech_of
 from .identity import Source
-
-if TYPE_CHECKING:
-    from ._tracks import SpeechSignal
 
 logger = logging.getLogger("livekit_ext")
 
@@ -57,15 +55,16 @@ class Utterance:
 
 
 class _Item:
-    """What one utterance has said so far. A bare slots class, filled by ``_new_item``: its
-    creation then runs no Python ``__init__`` (one per utterance, on the event path)."""
+    """What one utterance has said so far."""
 
     __slots__ = ("final", "speech_started_at", "speech_stopped_at", "stopped", "transcript")
-    transcript: str
-    final: bool
-    speech_started_at: float | None
-    speech_stopped_at: float | None
-    stopped: bool
+
+    def __init__(self, speech_started_at: float | None) -> None:
+        self.transcript = ""
+        self.final = False
+        self.stopped = False
+        self.speech_started_at = speech_started_at
+        self.speech_stopped_at: float | None = None
 
 
 class Utterances(rtc.EventEmitter[UtteranceEventName]):
@@ -277,9 +276,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
 
     def _new_item(self, item_id: str, speech_started_at: float | None) -> _Item:
         self._unnamed_start = False
-        item = self._items[item_id] = _Item()
-        item.transcript, item.final, item.stopped = "", False, False
-        item.speech_started_at, item.speech_stopped_at = speech_started_at, None
+        item = self._items[item_id] = _Item(speech_started_at)
         if len(self._items) > self._max_items:  # one in, at most one out
             self._items.popitem(last=False)
         return item
@@ -369,22 +366,11 @@ def _attach(
     at the session's ``emit`` (one call per session event). Either way the session keeps the
     observer, so an ``Utterances`` nobody holds lives as long as its session.
     """
-    from ._tracks import session_track
-    from .transcript_identity import FUNNEL
-
-    if FUNNEL.carries(session):
-        stop_transcripts = FUNNEL.add_observer(session, on_transcribed)
-    else:
-        observe_before_listeners(session, "user_input_transcribed", on_transcribed)
-        stop_transcripts = _nothing  # once closed, the observer returns at once
-    stop_speech = session_track(session).speech.subscribe(on_speech)
+    stop_transcripts = _funnel.observe(session, on_transcribed)
+    stop_speech = speech_of(session).subscribe(on_speech)
 
     def detach() -> None:
         stop_transcripts()
         stop_speech()
 
     return detach
-
-
-def _nothing() -> None:
-    return None

@@ -127,8 +127,8 @@ async def frame_block(rt_session: Any, messages: list[Any], patched: bool) -> fl
     loads = json.loads
     if patched:
         module_json = sys.modules[type(rt_session).__module__].json
-        assert getattr(module_json, "__livekit_ext_json__", False), "the feature is not applied"
-        malformed_frames._guard_frames(ws)  # what the wrapped _create_ws_conn does
+        assert hasattr(module_json, "handoff"), "the feature is not applied"
+        malformed_frames._guard_frames(ws, module_json.handoff)  # what _create_ws_conn does
         loads = module_json.loads
     emit = rt_session.emit
     started = time.process_time()

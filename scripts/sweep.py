@@ -10,7 +10,7 @@ range in ``livekit_ext/_compat.py``, else 1.4.6; no upper bound) with ``pip inde
 versions``, downloads the wheels of livekit-agents, livekit-plugins-openai and
 livekit-plugins-google of each release into the cache (``.sweep-cache/``; sdist when there
 is no wheel; the newest plugin release not newer than the release when the plugin has none
-of that version), and resolves every touchpoint of ``livekit_ext/_touchpoints.py`` in the
+of that version), and resolves every touchpoint the features declare (``Feature.touchpoints``) in the
 source read straight from the archives with ``ast``: nothing is installed or imported, so
 a release we never installed is checked as well as the tested ones.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -62,25 +62,20 @@ class Check:
     optional: bool
 
 
-def load_touchpoints(path: Path) -> list[Check]:
-    """The table, loaded by file path: importing the package may import livekit.
-
-    If the file imports a sibling module (relatively), it is imported as part of the
-    package instead, which then needs the package's own imports to work.
-    """
-    spec = importlib.util.spec_from_file_location("_sweep_touchpoints", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while creating
-    try:
-        spec.loader.exec_module(module)
-    except ImportError:
-        sys.path.insert(0, str(path.resolve().parent.parent))
-        module = importlib.import_module(f"{path.parent.name}.{path.stem}")
-    return [
-        Check(tp.feature, tuple(tp.paths), str(tp.kind), bool(tp.optional))
-        for tp in module.TOUCHPOINTS
-    ]
+def load_touchpoints(root: Path = ROOT) -> list[Check]:
+    """Every feature's declared touchpoints (``Feature.touchpoints``), read from the package
+    at ``root``: importing livekit_ext imports no livekit module, so no release is needed."""
+    env = {**os.environ, "LIVEKIT_EXT_DISABLE": "1", "PYTHONPATH": str(root)}
+    program = (
+        "import json, livekit_ext\n"
+        "from livekit_ext._engine import ENGINE\n"
+        "print(json.dumps([[f.name, list(t.paths), t.kind, t.optional]\n"
+        "    for f in ENGINE.features() for t in f.touchpoints]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", program], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    return [Check(f, tuple(paths), kind, bool(opt)) for f, paths, kind, opt in json.loads(out)]
 
 
 def lower_bound(compat: Path) -> str:
@@ -721,14 +716,16 @@ def main() -> int:
     parser.add_argument("--releases", nargs="+", help="only these livekit-agents releases")
     parser.add_argument("--cache", default=str(ROOT / ".sweep-cache"), help="archive cache")
     parser.add_argument("--jobs", type=int, default=4, help="parallel pip / checker processes")
-    parser.add_argument("--touchpoints", default=str(ROOT / "livekit_ext" / "_touchpoints.py"))
+    parser.add_argument(
+        "--package-root", default=str(ROOT), help="the directory holding livekit_ext/ to read"
+    )
     parser.add_argument("--verbose", action="store_true", help="where optional ones miss")
     parser.add_argument("--where", action="store_true", help="print where each path resolved")
     args = parser.parse_args()
     started = time.perf_counter()
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    checks = load_touchpoints(Path(args.touchpoints))
+    checks = load_touchpoints(Path(args.package_root))
     bound = lower_bound(ROOT / "livekit_ext" / "_compat.py")
 
     try:

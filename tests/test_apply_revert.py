@@ -15,8 +15,10 @@ from livekit.agents.voice.events import UserInputTranscribedEvent
 from livekit.plugins import openai  # noqa: F401  (its features are decided on import)
 
 import livekit_ext
-from livekit_ext import _compat, _touchpoints
-from livekit_ext._registry import Feature, Patcher, Probe, _Engine, is_wrapper
+from livekit_ext import _compat
+from livekit_ext import _touchpoints as tp
+from livekit_ext._engine import ENGINE, Feature, Probe, _Engine
+from livekit_ext._wrapping import Patcher, install_when_needed, is_wrapper
 
 pytestmark = [
     pytest.mark.unit,
@@ -102,13 +104,11 @@ def test_a_release_below_the_range_applies_nothing_and_warns(
 def test_a_newer_release_gets_what_holds_with_one_warning_naming_it(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    renamed = _touchpoints.Touchpoint(
-        feature="transcript_identity",
-        paths=("livekit.agents.voice.agent_session:AgentSession._renamed_in_a_later_release",),
-        kind="wrap",
-        why="a simulated upstream rename",
+    renamed = tp.wrap(
+        "a simulated upstream rename",
+        "livekit.agents.voice.agent_session:AgentSession._renamed_in_a_later_release",
     )
-    monkeypatch.setattr(_touchpoints, "TOUCHPOINTS", (*_touchpoints.TOUCHPOINTS, renamed))
+    _declare(monkeypatch, "transcript_identity", renamed)
     with caplog.at_level(logging.WARNING, logger="livekit_ext"):
         status = _fresh_apply(monkeypatch, "1.99.0")
     untested = [r for r in caplog.records if "newer than 1.8.9" in r.getMessage()]
@@ -156,7 +156,7 @@ class _HalfBroken(_Plain):
     description = "wraps one method, then fails"
 
     def install(self, patcher: Patcher) -> None:
-        patcher.wrap(_Target, "first", lambda w, i, a, k: "wrapped")
+        patcher.wrap(tp.wrap("a test's", f"{__name__}:_Target.first"), lambda w, i, a, k: "wrapped")
         raise RuntimeError("the second hook is missing")
 
 
@@ -178,20 +178,23 @@ def _needed_second(original: Any) -> Any:
     return second
 
 
+SECOND = tp.wrap("a test's", f"{__name__}:_Target.second")
+
+
 def test_a_wrapper_installed_when_needed_goes_in_once_and_out_with_its_feature() -> None:
     engine = _Engine()
     engine.register(_Plain())
     engine.apply()
     assert _Target().second() == "second"
-    engine.wrap_inline_when_needed("plain", _Target, "second", _needed_second)
-    engine.wrap_inline_when_needed("plain", _Target, "second", _needed_second)
+    install_when_needed("plain", SECOND, _needed_second)
+    install_when_needed("plain", SECOND, _needed_second)
     assert _Target().second() == "needed second"  # one layer
     engine.revert()
     assert _Target().second() == "second" and not is_wrapper(vars(_Target)["second"])
-    engine.wrap_inline_when_needed("plain", _Target, "second", _needed_second)
+    install_when_needed("plain", SECOND, _needed_second)
     assert _Target().second() == "second"  # not in effect: nothing goes in
     engine.apply()
-    engine.wrap_inline_when_needed("plain", _Target, "second", _needed_second)
+    install_when_needed("plain", SECOND, _needed_second)
     assert _Target().second() == "needed second"
     engine.revert()
     assert _Target().second() == "second"
@@ -213,13 +216,13 @@ def test_apply_leaves_the_hooks_only_stt_turns_need_to_the_first_such_turn() -> 
 def test_a_probe_that_fails_makes_its_feature_unsupported_never_patched(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from livekit_ext import azure
+    from livekit_ext import _azure_gaps
 
     def broken() -> None:
         raise AttributeError("'RealtimeSession' object has no attribute '_renamed'")
 
-    monkeypatch.setattr(azure, "find_gaps", broken)
-    monkeypatch.setattr(azure, "_gaps_found", None)
+    monkeypatch.setattr(_azure_gaps, "find_gaps", broken)
+    monkeypatch.setattr(_azure_gaps._probe_state(), "found", None)
     status = livekit_ext.status()["azure_explicit_nulls"]
     assert status == "unsupported"
     assert status.reason.startswith("probe failed: AttributeError")
@@ -238,7 +241,7 @@ def _run(code: str, **env: str) -> str:
 def test_the_disable_switch_makes_the_import_apply_nothing() -> None:
     code = (
         "import livekit_ext\n"
-        "from livekit_ext._registry import is_wrapper\n"
+        "from livekit_ext._wrapping import is_wrapper\n"
         "from livekit.agents.voice.agent_session import AgentSession\n"
         "assert not is_wrapper(vars(AgentSession)['_user_input_transcribed'])\n"
         "s = livekit_ext.status()['transcript_identity']\n"
@@ -266,7 +269,7 @@ def test_an_openai_only_agent_never_imports_the_google_plugin() -> None:
 def test_a_plugin_imported_after_livekit_ext_is_patched_on_import() -> None:
     code = (
         "import sys, livekit_ext\n"
-        "from livekit_ext._registry import is_wrapper\n"
+        "from livekit_ext._wrapping import is_wrapper\n"
         "print(livekit_ext.status()['malformed_frames'].state)\n"
         "livekit_ext.revert(); livekit_ext.apply()  # a stale hook must not wrap twice\n"
         "from livekit.plugins import google\n"
@@ -285,7 +288,7 @@ def test_a_gemini_only_agent_gets_the_gemini_frame_guard() -> None:
     agent that never imports the OpenAI plugin has it (and imports no OpenAI plugin for it)."""
     code = (
         "import sys, livekit.agents, livekit.plugins.google, livekit_ext\n"
-        "from livekit_ext._registry import is_wrapper\n"
+        "from livekit_ext._wrapping import is_wrapper\n"
         "from livekit.plugins.google.realtime.realtime_api import RealtimeSession\n"
         "def wrappers():\n"
         "    f, n = vars(RealtimeSession)['_recv_task'], 0\n"
@@ -306,14 +309,12 @@ def test_doctor_exits_non_zero_when_a_needed_feature_is_unsupported(
 ) -> None:
     from livekit_ext.__main__ import main
 
-    gone = _touchpoints.Touchpoint(
-        feature="malformed_frames",
-        paths=("livekit.plugins.openai.realtime.realtime_model:RealtimeSession._gone",),
-        kind="wrap",
-        why="a simulated upstream rename",
+    gone = tp.wrap(
+        "a simulated upstream rename",
+        "livekit.plugins.openai.realtime.realtime_model:RealtimeSession._gone",
     )
     livekit_ext.revert()
-    monkeypatch.setattr(_touchpoints, "TOUCHPOINTS", (*_touchpoints.TOUCHPOINTS, gone))
+    _declare(monkeypatch, "malformed_frames", gone)
     livekit_ext.apply()
     assert main(["doctor"]) == 1
     assert "malformed_frames: unsupported (missing upstream touchpoint" in capsys.readouterr().out
@@ -327,3 +328,9 @@ def test_doctor_prints_versions_and_status(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert f"livekit-agents {_compat.installed_version('livekit-agents')}" in out
     assert "transcript_identity: patched" in out
+
+
+def _declare(monkeypatch: pytest.MonkeyPatch, feature: str, touchpoint: tp.Touchpoint) -> None:
+    """One more touchpoint declared by ``feature`` (as a later release would lack)."""
+    owner = next(f for f in ENGINE.features() if f.name == feature)
+    monkeypatch.setattr(type(owner), "touchpoints", (*owner.touchpoints, touchpoint))

@@ -10,7 +10,8 @@ import pytest
 
 import livekit_ext
 from livekit_ext.__main__ import doctor_line, main, parser
-from livekit_ext._registry import Feature, Patcher, Probe, _Engine
+from livekit_ext._engine import Feature, Probe, _Engine
+from livekit_ext._wrapping import Patcher
 
 pytestmark = pytest.mark.unit
 

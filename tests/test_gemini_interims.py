@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import livekit_ext
-from livekit_ext._tracks import realtime_track
+from livekit_ext.gemini_interims import merge_interim
 from livekit_ext.identity import identity
 from livekit_ext.testing import GeminiLiveServer
 from livekit_ext.testing.audio import PacedAudioInput
@@ -22,7 +22,7 @@ from livekit_ext.testing.gemini_server import (
     voice_activity_start,
 )
 from livekit_ext.testing.sessions import gemini_realtime_session
-from livekit_ext.transcript_identity import merge_interim
+from livekit_ext.transcript_identity.realtime_speech import REALTIME
 
 pytestmark = pytest.mark.wire
 
@@ -89,7 +89,7 @@ async def _start_heard_0_3s_into_the_audio(
         arrival = time.time()
         await server.send(*rest)
         await rec.wait_for_finals(1)
-        timeline = realtime_track(session._activity._rt_session).timeline
+        timeline = REALTIME.of(session._activity._rt_session).timeline
         expected = timeline.wall_time_at(0.3)
     start = identity(rec.finals[0]).speech_started_at
     assert start is not None and expected is not None

@@ -182,7 +182,7 @@ async def test_no_origin_outlives_the_handler_that_emitted_its_transcript(
     """Upstream's handlers start timers (the user-away timer) while they emit a transcript:
     where a transcript was born must not be captured by them (it would keep its track alive
     and be handed to whatever they emit later)."""
-    from livekit_ext.transcript_identity import Origin
+    from livekit_ext._funnel import Origin
 
     server = openai_realtime_server
     async with openai_realtime_session(server) as (_, rec):

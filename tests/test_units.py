@@ -17,11 +17,13 @@ from livekit import rtc
 from livekit.agents.voice.events import UserInputTranscribedEvent
 
 import livekit_ext
-from livekit_ext import _tracks
-from livekit_ext._registry import Patcher, Wrapper
+from livekit_ext import _funnel
+from livekit_ext import _touchpoints as tp
+from livekit_ext._state import Attached, BoundedMap
 from livekit_ext._timeline import AudioTimeline, parse_duration
-from livekit_ext._tracks import RealtimeTrack, _BoundedMap
+from livekit_ext._wrapping import Patcher, Wrapper
 from livekit_ext.malformed_frames import _parses_frames_natively
+from livekit_ext.transcript_identity.realtime_speech import REALTIME, RealtimeSpeech
 
 pytestmark = pytest.mark.unit
 
@@ -48,7 +50,7 @@ def test_audio_fed_faster_than_real_time_stays_one_run() -> None:
 
 
 def test_a_provider_start_is_clamped_to_its_arrival() -> None:
-    track = RealtimeTrack()
+    track = RealtimeSpeech()
     track.timeline.pushed(1.0, now=10.0)  # audio captured over [9, 10)
     track.provider_speech("started", "item_A", arrival=9.2, audio_offset=0.5)  # maps to 9.5
     assert track.starts["item_A"] == 9.2
@@ -64,7 +66,7 @@ def test_durations_parse_like_protobuf_json() -> None:
 
 
 def test_bounded_map_forgets_the_oldest() -> None:
-    m: _BoundedMap[float] = _BoundedMap(limit=3)
+    m: BoundedMap[float] = BoundedMap(limit=3)
     for i in range(10):
         m[f"k{i}"] = float(i)
     assert list(m) == ["k7", "k8", "k9"]
@@ -74,33 +76,34 @@ class _Owner:
     pass
 
 
-def test_a_track_is_one_per_owner_and_dies_with_it() -> None:
-    tracks = _tracks.TrackMap(RealtimeTrack, "_test_track")
+def test_attached_state_is_one_per_owner_and_dies_with_it() -> None:
+    states = Attached("test_state", RealtimeSpeech)
     first, second = _Owner(), _Owner()
-    track = tracks.create(first)
-    assert tracks.get(first) is track and tracks.get(second) is None
-    tracks.create(second)
-    assert len(tracks) == 2
+    state = states.of(first)
+    assert states.of(first) is state and states.get(first) is state
+    assert states.get(second) is None
+    states.of(second)
+    assert len(states) == 2
     del first
     gc.collect()
-    assert len(tracks) == 1 and tracks.get(second) is not None
-    # the module's own maps, as every feature reads them
+    assert len(states) == 1 and states.get(second) is not None
+    # the package's own, as every feature reads them
     owner = _Owner()
-    assert _tracks.realtime_track(owner) is _tracks.realtime_track(owner)
-    assert _tracks.session_track(owner) is _tracks.session_track(owner)
-    before = len(_tracks.session_tracks)
+    assert REALTIME.of(owner) is REALTIME.of(owner)
+    assert _funnel.FUNNEL.of(owner) is _funnel.FUNNEL.of(owner)
+    before = len(_funnel.FUNNEL)
     del owner
     gc.collect()
-    assert len(_tracks.session_tracks) == before - 1
+    assert len(_funnel.FUNNEL) == before - 1
 
 
-def test_a_track_holding_its_owner_does_not_keep_it_alive() -> None:
-    """A subscriber such as Utterances holds its session, and the session's track holds it."""
+def test_state_holding_its_owner_does_not_keep_it_alive() -> None:
+    """A subscriber such as Utterances holds its session, and the session's state holds it."""
     owner = _Owner()
-    track = _tracks.session_track(owner)
-    track.observers = (lambda ev, held=owner: None,)
+    state = _funnel.FUNNEL.of(owner)
+    state.observers = (lambda ev, held=owner: None,)
     ref = weakref.ref(owner)
-    del owner, track
+    del owner, state
     gc.collect()
     assert ref() is None
 
@@ -240,7 +243,7 @@ def test_an_unknown_event_name_is_an_error_naming_the_valid_ones(register: str) 
 def test_a_reserved_item_is_taken_once_and_not_when_stale() -> None:
     import time
 
-    track = RealtimeTrack()
+    track = RealtimeSpeech()
     track.provider_speech("started", "GI_reserved", arrival=time.time(), audio_offset=None)
     track.reserved_item = "GI_reserved"
     assert track.take_reserved_item() == "GI_reserved"
@@ -255,7 +258,7 @@ def test_wrapped_listeners_answer_inspect_with_the_originals_signature() -> None
     costlier (it answers from ``__signature__``) nor different (the same parameters)."""
     import inspect
 
-    from livekit_ext._registry import is_wrapper, make_wrapper
+    from livekit_ext._wrapping import is_wrapper, make_wrapper
 
     emitter: rtc.EventEmitter[str] = rtc.EventEmitter()
     seen: list[Any] = []
@@ -318,6 +321,9 @@ def test_malformed_frames_native_only_with_a_parser_that_rejects_every_dropped_f
         )
 
 
+RECEIVE = tp.wrap("a test's method", "tests.test_units:Session.receive")
+
+
 def _tagging(tag: str) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         return f"{tag}({wrapped(*args, **kwargs)})"
@@ -355,7 +361,7 @@ def test_reverting_wrappers_in_any_order_restores_the_original_and_keeps_the_oth
 
     def install(session: type, patchers: list[Patcher]) -> None:
         for tag, patcher in zip("abc", patchers, strict=True):
-            patcher.wrap(session, "receive", _tagging(tag))
+            patcher.wrap(RECEIVE, _tagging(tag), on=session)
 
     _undo_in_any_order_leaves_the_others(install)
 
@@ -374,9 +380,9 @@ def test_inline_wrappers_splice_out_like_the_others() -> None:
         return build
 
     def install(session: type, patchers: list[Patcher]) -> None:
-        patchers[0].wrap_inline(session, "receive", inline("a"))
-        patchers[1].wrap(session, "receive", _tagging("b"))
-        patchers[2].wrap_inline(session, "receive", inline("c"))
+        patchers[0].wrap_inline(RECEIVE, inline("a"), on=session)
+        patchers[1].wrap(RECEIVE, _tagging("b"), on=session)
+        patchers[2].wrap_inline(RECEIVE, inline("c"), on=session)
         assert vars(session)["receive"].__name__ == "receive"
 
     _undo_in_any_order_leaves_the_others(install)
@@ -394,5 +400,5 @@ def test_an_inline_wrapper_must_call_original() -> None:
         return receive
 
     with pytest.raises(TypeError, match="must be a closure calling `original`"):
-        Patcher().wrap_inline(Session, "receive", build)
+        Patcher().wrap_inline(RECEIVE, build, on=Session)
     assert Session().receive("f") == "f"

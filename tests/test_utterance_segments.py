@@ -22,7 +22,7 @@ from livekit.agents.voice.room_io._output import _ParticipantTranscriptionOutput
 from livekit.agents.voice.room_io.room_io import RoomIO
 
 import livekit_ext
-from livekit_ext._tracks import SpeechSignal, session_track
+from livekit_ext._speech import SpeechSignal, speech_of
 
 pytestmark = pytest.mark.unit
 
@@ -104,7 +104,7 @@ async def _publish(events: list[Any | SpeechSignal], *, opt_in: bool, placeholde
     await asyncio.sleep(0)
     for ev in events:
         if isinstance(ev, SpeechSignal):
-            session_track(session).speech.publish(ev)
+            speech_of(session).publish(*ev)
         else:
             ch.send_nowait(ev)
         await asyncio.sleep(0.01)

@@ -13,7 +13,7 @@ from livekit import rtc
 from livekit.agents.voice.events import UserInputTranscribedEvent
 
 import livekit_ext
-from livekit_ext._tracks import SpeechSignal, session_track
+from livekit_ext._speech import speech_of
 from livekit_ext.testing import openai_server as oai
 from livekit_ext.testing.openai_server import OpenAIRealtimeServer
 from livekit_ext.testing.sessions import openai_realtime_session
@@ -46,8 +46,11 @@ def _watch(utterances: Any) -> list[tuple[str, str, str, float | None, float | N
 
 
 def _signal(session: Any, kind: str, item: str | None, at: float, origin: str = "openai") -> None:
-    session_track(session).speech.publish(
-        SpeechSignal(kind=kind, item_id=item, at=at, origin=origin)  # type: ignore[arg-type]
+    speech_of(session).publish(
+        kind,
+        item,
+        at,
+        origin,  # type: ignore[arg-type]
     )
 
 
