@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Mapping
 
 import livekit_ext
 
 from . import _compat
 from ._engine import NOT_INSTALLED
 
-PLUGIN_MODULES = {
+PLUGIN_MODULES: Mapping[str, str] = {
     "livekit-plugins-openai": "livekit.plugins.openai",
     "livekit-plugins-google": "livekit.plugins.google",
 }
-LIVE_KEYS = {"openai": "OPENAI_API_KEY", "gemini": "GOOGLE_API_KEY"}
+LIVE_KEYS: Mapping[str, str] = {"openai": "OPENAI_API_KEY", "gemini": "GOOGLE_API_KEY"}
 """The demo's providers and the environment variable ``--live`` reads for each."""
 
 

@@ -292,4 +292,5 @@ class _Engine:
         return settled if settled.state == "native" else off
 
 
+# module state: the features and their patches are process-wide, like the modules they patch
 ENGINE = _Engine()

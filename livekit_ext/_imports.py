@@ -28,7 +28,9 @@ logger = logging.getLogger("livekit_ext")
 
 Hook = Callable[[ModuleType], None]
 
+# module state: the import system is process-wide, so are the hooks waiting on it
 _lock = threading.RLock()
+# module state: module name -> the hooks to run when its import completes
 _hooks: dict[str, list[Hook]] = {}
 _finding = threading.local()
 
@@ -95,6 +97,7 @@ class _FinishedNotice:
     """Marks a spec class made by ``_noticing``."""
 
 
+# module state: one noticing subclass per spec class, made once (specs are process-wide)
 _NOTICING: dict[type, type] = {}
 
 
@@ -170,6 +173,7 @@ class _Finder:
         return spec
 
 
+# module state: the one finder this process's import system asks (it is in sys.meta_path)
 _FINDER = _Finder()
 
 

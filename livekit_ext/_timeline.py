@@ -30,10 +30,6 @@ class AudioTimeline:
         self._segments: deque[_Segment] = deque(maxlen=_MAX_SEGMENTS)
         self._sent = 0.0
 
-    @property
-    def has_audio(self) -> bool:
-        return bool(self._segments)
-
     def reset(self) -> None:
         """A new provider connection counts its offsets from zero again."""
         self._segments.clear()

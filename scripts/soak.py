@@ -65,26 +65,16 @@ def _entries(name: str, obj: Any, depth: int = 2) -> Iterator[tuple[str, int]]:
 
 
 def structures(session: Any, rt_session: Any, utterances: Any) -> dict[str, int]:
-    """Entry counts of every per-session structure of livekit_ext for this session."""
-    from livekit_ext import _tracks, parallel_stt
-
+    """Entry counts of every per-session structure of livekit_ext for this session: the state
+    its features keep on the session and its realtime session (``_state.Attached``, attributes
+    named ``_livekit_ext_*``), and ``Utterances``."""
     found: dict[str, int] = {}
-    registries = {
-        "_tracks.realtime_tracks": _tracks.realtime_tracks,
-        "_tracks.session_tracks": _tracks.session_tracks,
-        "parallel_stt._states": parallel_stt._states,
-    }
-    for name, registry in registries.items():
-        found[name] = len(registry)
-    owners: dict[str, Any] = {
-        "RealtimeTrack": _tracks.realtime_tracks.get(rt_session),
-        "SessionTrack": _tracks.session_tracks.get(session),
-        "parallel_stt._State": parallel_stt._states.get(session),
-        "Utterances": utterances,
-    }
-    for name, owner in owners.items():
-        if owner is not None:
-            found.update(_entries(name, owner))
+    for owner_name, owner in (("AgentSession", session), ("RealtimeSession", rt_session)):
+        for attr, state in vars(owner).items():
+            if attr.startswith("_livekit_ext_"):
+                found.update(_entries(f"{owner_name}.{attr.removeprefix('_livekit_ext_')}", state))
+    if utterances is not None:
+        found.update(_entries("Utterances", utterances))
     return found
 
 

@@ -216,13 +216,13 @@ def test_apply_leaves_the_hooks_only_stt_turns_need_to_the_first_such_turn() -> 
 def test_a_probe_that_fails_makes_its_feature_unsupported_never_patched(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from livekit_ext import _azure_gaps
+    from livekit_ext.azure import probes
 
     def broken() -> None:
         raise AttributeError("'RealtimeSession' object has no attribute '_renamed'")
 
-    monkeypatch.setattr(_azure_gaps, "find_gaps", broken)
-    monkeypatch.setattr(_azure_gaps._probe_state(), "found", None)
+    monkeypatch.setattr(probes, "find_gaps", broken)
+    monkeypatch.setattr(probes._probe_state(), "found", None)
     status = livekit_ext.status()["azure_explicit_nulls"]
     assert status == "unsupported"
     assert status.reason.startswith("probe failed: AttributeError")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _scratch import run_in
 from conftest import EXTENSION_ENABLED
+from user_project import run_in
 
 STOCK_TEST = """
 import sys

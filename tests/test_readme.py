@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _scratch import run_in, scratch_env
+from user_project import run_in, scratch_env
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESSES = Path(__file__).resolve().parent / "readme_harnesses.py"

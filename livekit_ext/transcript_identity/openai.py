@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from .. import _touchpoints as tp
@@ -19,7 +19,7 @@ from .._funnel import IDENTITY
 from .._wrapping import ACTIVE, Patcher, hook_errors_logged, hook_failed, when_active
 from .realtime_speech import REALTIME, RealtimeSpeech
 
-SPEECH_EVENTS: dict[str, tuple[Literal["started", "stopped"], str]] = {
+SPEECH_EVENTS: Mapping[str, tuple[Literal["started", "stopped"], str]] = {
     "input_audio_buffer.speech_started": ("started", "audio_start_ms"),
     "input_audio_buffer.speech_stopped": ("stopped", "audio_end_ms"),
 }
@@ -82,7 +82,7 @@ def install(patcher: Patcher) -> None:
                 patcher.wrap_inline(_declared(cls, name), _speech_handler(event_type), on=cls)
         connects = cls in engines and CONNECTION.name in vars(cls)
         if connects and not patcher.has_wrapped(cls, CONNECTION.name):
-            patcher.wrap(CONNECTION, _on_connection, on=cls)
+            patcher.wrap(CONNECTION, _create_ws_conn, on=cls)
 
 
 def _declared(cls: type, name: str) -> tp.Touchpoint:
@@ -148,7 +148,9 @@ def speech_event(speech: RealtimeSpeech, event_type: str, event: Any) -> None:
 
 
 @when_active(IDENTITY)
-async def _on_connection(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+async def _create_ws_conn(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
     """A (re)connection: the provider counts audio offsets from zero again."""
     ws = await wrapped(*args, **kwargs)
     with hook_errors_logged("noting a realtime connection"):

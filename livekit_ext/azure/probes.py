@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from ._state import Attached
+from .._state import Attached
 
 logger = logging.getLogger("livekit_ext")
 
