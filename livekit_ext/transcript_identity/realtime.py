@@ -27,7 +27,7 @@ from .._wrapping import (
 )
 from ..transcripts import record_from_start
 from . import openai
-from .realtime_speech import REALTIME, of_activity
+from .realtime_speech import REALTIME, RealtimeSpeech, of_activity
 
 SESSION_START = tp.wrap(
     "a session started with the extension in effect (else: a warning, not silence)",
@@ -83,51 +83,54 @@ def _session_start(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs
     return wrapped(*args, **kwargs)
 
 
-def _transcription(original: Callable[..., Any]) -> Callable[..., Any]:
-    def _on_input_audio_transcription_completed(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if IDENTITY not in ACTIVE:
-            return original(self, *args, **kwargs)
-        session = origin = None
-        try:
-            session = self._session
-            speech = REALTIME.get(getattr(self, "_rt_session", None))
-            if speech is not None:
-                ev = args[0] if args else kwargs.get("ev")
-                item_id = getattr(ev, "item_id", None) or None
-                if item_id is not None:
-                    if item_id not in speech.starts:
-                        speech.bind_pending(item_id)
-                    speech.transcribing_item = item_id
-                origin = Origin("realtime", speech, item_id)
-        except Exception:
-            hook_failed("reading a realtime transcription")
-        return run_born(session, origin, original, self, *args, **kwargs)
+def _born_in_realtime(
+    failure: str, item_of: Callable[[RealtimeSpeech, Any], str | None]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An activity handler that emits realtime transcripts: they were born in its realtime
+    session, for the item ``item_of(speech, event)`` names."""
 
-    return _on_input_audio_transcription_completed
+    def build(original: Callable[..., Any]) -> Callable[..., Any]:
+        def handler(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if IDENTITY not in ACTIVE:
+                return original(self, *args, **kwargs)
+            session = origin = None
+            try:
+                session = self._session
+                speech = REALTIME.get(getattr(self, "_rt_session", None))
+                if speech is not None:
+                    ev = args[0] if args else kwargs.get("ev")
+                    origin = Origin("realtime", speech, item_of(speech, ev))
+            except Exception:
+                hook_failed(failure)
+            return run_born(session, origin, original, self, *args, **kwargs)
+
+        return handler
+
+    return build
 
 
-def _speech_stopped(original: Callable[..., Any]) -> Callable[..., Any]:
-    def _on_input_speech_stopped(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if IDENTITY not in ACTIVE:
-            return original(self, *args, **kwargs)
-        session = origin = None
-        try:
-            session = self._session
-            speech = REALTIME.get(getattr(self, "_rt_session", None))
-            if speech is not None:
-                if speech.provider is None:
-                    # no better source: the framework's own event, which names no item; the
-                    # speech that stops is the one whose transcripts arrived since it started
-                    item_id = speech.transcribing_item
-                    speech.signal("stopped", None, time.time())
-                else:
-                    item_id = speech.last_stopped_item
-                origin = Origin("realtime", speech, item_id)
-        except Exception:
-            hook_failed("reading a realtime speech stop")
-        return run_born(session, origin, original, self, *args, **kwargs)
+def _transcribed_item(speech: RealtimeSpeech, ev: Any) -> str | None:
+    """A realtime transcript: the item it names owns the speech start waiting for it."""
+    item_id = getattr(ev, "item_id", None) or None
+    if item_id is not None:
+        if item_id not in speech.starts:
+            speech.bind_pending(item_id)
+        speech.transcribing_item = item_id
+    return item_id
 
-    return _on_input_speech_stopped
+
+def _stopped_item(speech: RealtimeSpeech, ev: Any) -> str | None:
+    """The empty interim at speech stop: the item whose speech stopped."""
+    if speech.provider is not None:
+        return speech.last_stopped_item
+    # no better source: the framework's own event, which names no item; the speech that
+    # stops is the one whose transcripts arrived since it started
+    speech.signal("stopped", None, time.time())
+    return speech.transcribing_item
+
+
+_transcription = _born_in_realtime("reading a realtime transcription", _transcribed_item)
+_speech_stopped = _born_in_realtime("reading a realtime speech stop", _stopped_item)
 
 
 def _speech_started(original: Callable[..., Any]) -> Callable[..., Any]:
