@@ -24,7 +24,6 @@ V = TypeVar("V")
 
 MAX_TRACKED_ITEMS = 512
 """How many utterances a per-session map remembers (the newest)."""
-_set_ordered = OrderedDict.__setitem__
 
 
 class Attached(Generic[T]):
@@ -65,6 +64,6 @@ class BoundedMap(OrderedDict[str, V]):
         self._limit = limit
 
     def __setitem__(self, key: str, value: V) -> None:
-        _set_ordered(self, key, value)  # not super(): this runs per speech start and stop
+        super().__setitem__(key, value)
         if len(self) > self._limit:  # one entry in, at most one out
             self.popitem(last=False)

@@ -26,7 +26,15 @@ from typing import Any
 
 from . import _touchpoints as tp
 from ._engine import Feature, Probe
-from ._wrapping import ACTIVE, Patcher, Wrapper, hook_errors_logged, when_active
+from ._wrapping import (
+    ACTIVE,
+    ParseHandoff,
+    Patcher,
+    Wrapper,
+    hook_errors_logged,
+    json_taking_handoffs,
+    when_active,
+)
 
 logger = logging.getLogger("livekit_ext")
 
@@ -69,44 +77,7 @@ def frame_problem(event: Any) -> str | None:
     return None
 
 
-class _Handoff:
-    """The frame the websocket just returned and its parse, for the module's ``json.loads``.
-
-    The receive loop calls ``json.loads(msg.data)`` right after ``receive()`` returns, with no
-    await in between, so one slot per engine module is enough. The slot holds one
-    ``(frame, event)`` pair, stored and read as a whole (sessions in other threads may
-    overwrite it), and ``loads`` takes the event only for that very frame object; anything
-    else it parses. Parsing each frame once is what keeps the receive loop at stock speed
-    (``scripts/bench.py``'s receive-loop ratio: a 6.4 kB audio delta's parse is most of the
-    loop's own work per frame).
-    """
-
-    __slots__ = ("pair",)
-
-    def __init__(self) -> None:
-        self.pair: tuple[Any, Any] | None = None
-
-    def loads(self, s: Any, **kwargs: Any) -> Any:
-        # json.loads takes only keywords after ``s``; the receive loops pass none
-        pair = self.pair
-        if pair is not None and pair[0] is s and not kwargs:
-            self.pair = None
-            return pair[1]
-        return json.loads(s, **kwargs)
-
-
-def _json_stand_in() -> types.ModuleType:
-    """``json`` for an engine module: the real one, except ``loads`` takes the handoff (kept
-    on the stand-in as ``handoff``)."""
-    stand_in = types.ModuleType("json", json.__doc__)
-    vars(stand_in).update({k: v for k, v in vars(json).items() if not k.startswith("__")})
-    handoff = _Handoff()
-    stand_in.loads = handoff.loads  # type: ignore[attr-defined]
-    stand_in.handoff = handoff  # type: ignore[attr-defined]
-    return stand_in
-
-
-def _guard_frames(ws: Any, handoff: _Handoff) -> None:
+def _guard_frames(ws: Any, handoff: ParseHandoff) -> None:
     """Make ``ws.receive()`` parse each text frame once and skip the ones upstream cannot take."""
     from aiohttp import WSMsgType
 
@@ -141,7 +112,7 @@ def _guard_frames(ws: Any, handoff: _Handoff) -> None:
     ws.receive = receive_valid
 
 
-def _guarding(handoff: _Handoff) -> Wrapper:
+def _guarding(handoff: ParseHandoff) -> Wrapper:
     """The ``_create_ws_conn`` wrapper of the sessions of one engine module."""
 
     @when_active(FEATURE)
@@ -171,8 +142,8 @@ def install_openai_engine(patcher: Patcher, session_class: type) -> None:
     module = sys.modules[session_class.__module__]
     if not isinstance(vars(module).get("json"), types.ModuleType):
         raise RuntimeError(f"{module.__name__} does not parse frames with a module-level json")
-    if not isinstance(getattr(module.json, "handoff", None), _Handoff):
-        patcher.replace(ENGINE_JSON, _json_stand_in(), on=module)
+    if not isinstance(getattr(module.json, "handoff", None), ParseHandoff):
+        patcher.replace(ENGINE_JSON, json_taking_handoffs(), on=module)
     patcher.wrap(CREATE_WS_CONN, _guarding(module.json.handoff), on=session_class)
 
 
