@@ -16,12 +16,12 @@ from .azure import AzureExplicitNulls
 from .gemini_interims import GeminiInterims, gemini_interim_transcripts
 from .gemini_malformed_frames import GeminiMalformedFrames
 from .gemini_reconnects import GeminiReconnects
-from .identity import Identity, Source, identity
 from .job_processes import JobProcesses
 from .malformed_frames import MalformedFrames
 from .parallel_stt import ParallelSTT, enable_parallel_stt
 from .transcript_identity import TranscriptIdentity
 from .transcripts import TranscriptLog, transcripts
+from .typed_identity import Identity, Source, identity
 from .utterance_segments import UtteranceSegments, utterance_segments
 
 if TYPE_CHECKING:

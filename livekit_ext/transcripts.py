@@ -14,7 +14,7 @@ from typing import Any, get_args
 
 from . import _funnel
 from ._state import Attached
-from .identity import Source, identity
+from .typed_identity import Source, identity
 
 logger = logging.getLogger("livekit_ext")
 

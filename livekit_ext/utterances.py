@@ -26,7 +26,7 @@ from livekit import rtc
 
 from . import _funnel
 from ._speech import SpeechSignal, speech_of
-from .identity import Source
+from .typed_identity import Source
 
 logger = logging.getLogger("livekit_ext")
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import livekit_ext
+from livekit_ext import identity
 from livekit_ext.gemini_interims import merge_interim
-from livekit_ext.identity import identity
 from livekit_ext.testing import GeminiLiveServer
 from livekit_ext.testing.audio import PacedAudioInput
 from livekit_ext.testing.gemini_server import (

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import livekit_ext
-from livekit_ext.identity import identity
+from livekit_ext import identity
 from livekit_ext.testing import openai_server as oai
 from livekit_ext.testing.openai_server import OpenAIRealtimeServer
 from livekit_ext.testing.recorder import SessionRecorder

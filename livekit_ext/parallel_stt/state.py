@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._state import Attached
-from ..identity import identity
 from ..transcripts import TranscriptLog
+from ..typed_identity import identity
 from .matching import Completed, SttUtterances
 
 FEATURE = "parallel_stt"
