@@ -176,6 +176,39 @@ async def test_a_reconnect_starts_a_fresh_audio_timeline(
     assert all(identity(e).speech_started_at is not None for e in rec.finals)
 
 
+async def test_after_a_reconnect_audio_offsets_count_from_the_new_connection(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    """The server counts audio offsets from zero on each connection: an offset heard after a
+    reconnect maps onto the audio pushed since then, never onto the first connection's."""
+    server = openai_realtime_server
+    mic = PacedAudioInput(sample_rate=24000)
+    async with openai_realtime_session(server, audio=mic) as (_, rec):
+        await server.wait_for_client_event("input_audio_buffer.append", count=5)
+        await asyncio.sleep(0.6)  # the first connection hears 0.6 s+ of audio
+        dropped = time.time()
+        await server.drop()
+        conn = await server.wait_for_connection(2, timeout=15)
+        await server.wait_until(
+            lambda: (
+                sum(e.get("type") == "input_audio_buffer.append" for e in conn.client_events) >= 5
+            ),
+            timeout=15,
+        )
+        await asyncio.sleep(0.3)
+        # 0.1 s into the new connection's audio: after the drop (on the first connection's
+        # timeline it would be 0.1 s into the session, long before)
+        await server.send(
+            oai.speech_started("item_B", audio_start_ms=100),
+            oai.transcription_completed("item_B", "again"),
+        )
+        await rec.wait_for_finals(1)
+
+    start = identity(rec.finals[0]).speech_started_at
+    assert start is not None
+    assert start > dropped, (start, dropped)
+
+
 async def test_no_origin_outlives_the_handler_that_emitted_its_transcript(
     openai_realtime_server: OpenAIRealtimeServer,
 ) -> None:

@@ -14,9 +14,11 @@ from livekit.agents.voice.events import UserInputTranscribedEvent
 
 import livekit_ext
 from livekit_ext._speech import speech_of
+from livekit_ext.testing import gemini_server as gmn
 from livekit_ext.testing import openai_server as oai
+from livekit_ext.testing.gemini_server import GeminiLiveServer
 from livekit_ext.testing.openai_server import OpenAIRealtimeServer
-from livekit_ext.testing.sessions import openai_realtime_session
+from livekit_ext.testing.sessions import gemini_realtime_session, openai_realtime_session
 
 pytestmark = pytest.mark.unit
 
@@ -159,6 +161,33 @@ async def test_openai_utterance_started_fires_at_speech_started_not_after_the_tr
         await rec.wait_for_finals(1)
     assert [c[0] for c in calls] == ["utterance_started", "utterance_stopped", "utterance_final"]
     assert all(c[1] == "item_A" and c[3] == started_at for c in calls)
+
+
+@pytest.mark.wire
+async def test_gemini_utterance_started_fires_at_voice_activity_not_after_the_transcript(
+    gemini_live_server: GeminiLiveServer,
+) -> None:
+    """Gemini's voiceActivity ACTIVITY_START, then silence from the server: utterance_started
+    has fired meanwhile, under the id (reserved then) that the turn's transcripts carry."""
+    server = gemini_live_server
+    async with gemini_realtime_session(server) as (session, rec):
+        calls = _watch(livekit_ext.Utterances(session))
+        sent = time.time()
+        await server.send(gmn.voice_activity_start())
+        deadline = time.monotonic() + 5
+        while not calls and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        assert calls and calls[0][0] == "utterance_started" and calls[0][2] == "", calls
+        item_id, started_at = calls[0][1], calls[0][3]
+        assert item_id and started_at is not None and sent - 0.05 <= started_at <= time.time()
+        await asyncio.sleep(0.3)
+        assert len(calls) == 1 and rec.transcripts == []  # nothing else yet: no transcript
+        await server.send(gmn.input_transcription("hello"), gmn.turn_complete())
+        await rec.wait_for_finals(1)
+    assert rec.finals[0].item_id == item_id
+    assert calls[-1][0] == "utterance_final" and calls[-1][2].strip() == "hello"
+    assert [c[0] for c in calls].count("utterance_started") == 1
+    assert all(c[1] == item_id and c[3] == started_at for c in calls)
 
 
 @pytest.mark.wire
