@@ -721,7 +721,15 @@ def main() -> int:
     )
     parser.add_argument("--verbose", action="store_true", help="where optional ones miss")
     parser.add_argument("--where", action="store_true", help="print where each path resolved")
+    parser.add_argument(
+        "--list", action="store_true", help="print every declared touchpoint, by feature, and exit"
+    )
     args = parser.parse_args()
+    if args.list:
+        for check in load_touchpoints(Path(args.package_root)):
+            optional = " (optional)" if check.optional else ""
+            print(f"{check.feature:24} {check.kind:8} {' | '.join(check.paths)}{optional}")
+        return 0
     started = time.perf_counter()
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
