@@ -29,7 +29,7 @@ logger = logging.getLogger("livekit_ext")
 FEATURE = "gemini_interims"
 
 RECV_TASK = tp.wrap(
-    "each Gemini connection: its interim input transcriptions",
+    "each Gemini session: its messages, read after transcript identity names utterances",
     f"{tp.GEMINI}:RealtimeSession._recv_task",
 )
 SESSION_MODEL = tp.attr(
@@ -87,12 +87,13 @@ def gemini_interim_transcripts(model: Any) -> Any:
 
 @when_active(FEATURE)
 def _recv_task(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    """Read this session's messages after transcript identity has named utterances from them
+    (so an interim knows the name a final text gave, in any order of installation)."""
     with hook_errors_logged("attaching to a Gemini live connection"):
         speech = REALTIME.of(instance)
         interims = INTERIMS.of(instance)
-        gemini.observe_messages(
-            args[0] if args else kwargs.get("session"),
-            lambda message: _on_message(instance, speech, interims, message),
+        gemini.after_each_message(
+            instance, FEATURE, lambda message: _on_message(instance, speech, interims, message)
         )
     return wrapped(*args, **kwargs)
 

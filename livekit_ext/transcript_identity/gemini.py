@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import _touchpoints as tp
 from .._funnel import IDENTITY
+from .._state import Attached
 from .._timeline import parse_duration
 from .._wrapping import ACTIVE, Patcher, hook_errors_logged, when_active
 from .realtime_speech import REALTIME, RealtimeSpeech
@@ -38,6 +39,24 @@ GENERATION_DONE = tp.attr(
     "an interim belongs to the open generation's utterance, not to a finished one",
     f"{tp.GEMINI}:_ResponseGeneration._done",
 )
+
+
+class _After:
+    """What else reads a Gemini session's messages, after this module has (by name)."""
+
+    __slots__ = ("observers",)
+
+    def __init__(self) -> None:
+        self.observers: dict[str, Callable[[Any], None]] = {}
+
+
+AFTER: Attached[_After] = Attached("gemini_after_identity", _After)
+
+
+def after_each_message(session: Any, name: str, observer: Callable[[Any], None]) -> None:
+    """Call ``observer`` with each server message of ``session``, after utterances are named
+    from it (whatever order the wrappers were installed in); one observer per ``name``."""
+    AFTER.of(session).observers[name] = observer
 
 
 def install(patcher: Patcher) -> None:
@@ -87,6 +106,10 @@ def _on_message(session: Any, speech: RealtimeSpeech, message: Any) -> None:
         offset = parse_duration(final.start_offset)
         if offset is not None:
             name_utterance(speech, offset)  # the generation it opens takes this name
+    if (after := AFTER.get(session)) is not None:
+        for observe in list(after.observers.values()):
+            with hook_errors_logged("reading a Gemini server message"):
+                observe(message)
 
 
 def _on_voice_activity(speech: RealtimeSpeech, message: Any) -> None:
