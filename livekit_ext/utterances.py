@@ -305,7 +305,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             ),
         )
 
-    # -- speech start / stop signals (the per-session tracks publish them) -----------------
+    # -- speech start / stop signals (transcript identity publishes them) -----------------
 
     def _on_speech_signal(self, signal: SpeechSignal) -> None:
         if self._closed:
