@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, overload
 
 from livekit import rtc
 
-from ._observe import observe_before_listeners
+from ._observe import observe_before_listeners, observe_upstream_speech
 from .identity import Source
 
 if TYPE_CHECKING:
@@ -378,10 +378,13 @@ def _attach(
         observe_before_listeners(session, "user_input_transcribed", on_transcribed)
         stop_transcripts = _nothing  # once closed, the observer returns at once
     stop_speech = session_track(session).speech.subscribe(on_speech)
+    # where upstream emits the speech starts and stops itself (and so the extension does not)
+    stop_upstream_speech = observe_upstream_speech(session, on_speech) or _nothing
 
     def detach() -> None:
         stop_transcripts()
         stop_speech()
+        stop_upstream_speech()
 
     return detach
 
