@@ -692,6 +692,11 @@ def gemini_interim_transcripts(model: Any) -> Any:
     on (the plugin's default). Returns ``model``.
     """
     _INTERIM_MODELS.add(model)
+    with hook_errors_logged("switching on the plugin's interim input transcription"):
+        # where the plugin forwards interims itself (patches/), its own switch turns them on
+        opts = getattr(model, "_opts", None)
+        if isinstance(getattr(opts, "interim_input_transcription", None), bool):
+            opts.interim_input_transcription = True
     with hook_errors_logged("reading google-genai's LiveConnectConfig"):
         from google.genai import types
 
