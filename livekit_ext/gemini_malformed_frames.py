@@ -7,7 +7,8 @@ frame that did arrive is parsed drops that frame (logged) and the next one is re
 connection still raises as before. A frame that is not a JSON object, which google-genai reads
 as an empty message, is logged too.
 
-No patch series covers this yet: it needs a hook in google-genai's receive loop.
+The patch series gives the plugin the same guard (``realtime_api._drop_malformed_frames``,
+applied by the receive task to its connection); where the plugin has it, this is ``native``.
 """
 
 from __future__ import annotations
@@ -89,7 +90,11 @@ class GeminiMalformedFrames(Feature):
     distribution = "livekit-plugins-google"
 
     def probe(self) -> Probe:
-        # upstream has no guard to find; the session's _recv_task is a checked touchpoint
+        from livekit.plugins.google.realtime import realtime_api
+
+        if callable(getattr(realtime_api, "_drop_malformed_frames", None)):
+            return Probe("native", "the plugin's receive task drops a frame google-genai rejects")
+        # the session's _recv_task is a checked touchpoint
         return Probe("patchable", "drops a frame google-genai cannot parse, keeps the connection")
 
     def install(self, patcher: Patcher) -> None:

@@ -79,6 +79,8 @@ class GeminiReconnects(Feature):
             return Probe("unsupported", "livekit-plugins-google is not installed")
         if not all(hasattr(cls, name) for name in ("_recv_task", "_main_task")):
             return Probe("unsupported", "the Gemini RealtimeSession has no _recv_task/_main_task")
+        if callable(getattr(cls, "_on_connection_established", None)):
+            return Probe("native", "a connection that completed its setup is no failed attempt")
         if not _receive_errors_use_the_budget(cls):
             return Probe("native", "a failed receive restarts the connection outside the budget")
         return Probe("patchable", "a connection that completed its setup is not a failed attempt")
