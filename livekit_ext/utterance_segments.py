@@ -46,13 +46,28 @@ def utterance_segments(session: Any, *, placeholder: bool = False) -> None:
     """Make RoomIO publish ``session``'s user transcripts with ``lk.segment_id`` = the
     utterance's ``item_id`` (interims and final of one utterance in one segment; a late
     transcript in its own utterance's segment). ``placeholder=True`` also publishes an empty,
-    non-final segment at the utterance's speech start. Call before or after ``session.start``."""
+    non-final segment at the utterance's speech start. Call before or after ``session.start``.
+
+    Where upstream keys the segments itself (patches/: the session's
+    ``user_segments_per_utterance`` and ``user_segment_placeholder``), this switches those on."""
+    if upstream_keys_segments():
+        session.user_segments_per_utterance = True
+        session.user_segment_placeholder = placeholder
+        return
     opted = _SESSIONS.get(session)
     if opted is None:
         opted = _SESSIONS[session] = _Opted(placeholder)
         opted.unsubscribe = session_track(session).speech.subscribe(_placeholder_for(opted))
         opted.room_ios.update(r for r in list(_ROOM_IOS) if r._agent_session is session)
     opted.placeholder = placeholder
+
+
+def upstream_keys_segments() -> bool:
+    """Whether RoomIO's user transcription output takes a segment id from its caller (and
+    RoomIO passes the utterance's ``item_id`` when the session asks for it)."""
+    from livekit.agents.voice.room_io._output import _ParticipantTranscriptionOutput
+
+    return callable(getattr(_ParticipantTranscriptionOutput, "set_segment_id", None))
 
 
 def _placeholder_for(opted: _Opted) -> Callable[[SpeechSignal], None]:
@@ -158,6 +173,8 @@ class UtteranceSegments(Feature):
     requires = (TRANSCRIPT_IDENTITY,)
 
     def probe(self) -> Probe:
+        if upstream_keys_segments():
+            return Probe("native", "RoomIO keys user segments by item_id on the session's switch")
         return Probe("patchable", "utterance_segments(session) keys RoomIO's user segments")
 
     def install(self, patcher: Patcher) -> None:
