@@ -279,6 +279,7 @@ def _on_realtime_transcription(original: Callable[..., Any]) -> Callable[..., An
                 if item_id is not None:
                     if item_id not in track.starts:
                         track.bind_pending(item_id)
+                        _read_upstream_turn_start(track, item_id, ev)
                     track.transcribing_item = item_id
                 origin = _new_origin(Origin, ("realtime", track, item_id, None))
         except Exception:
@@ -292,6 +293,15 @@ def _on_realtime_transcription(original: Callable[..., Any]) -> Callable[..., An
             session.origin = outer
 
     return _on_input_audio_transcription_completed
+
+
+def _read_upstream_turn_start(track: RealtimeTrack, item_id: str, ev: Any) -> None:
+    """Where no start was seen for the item, upstream's own start of the turn is it, on
+    releases that report one (``InputTranscriptionCompleted.turn_started_at``, 1.6.10+: what
+    places the user ``ChatMessage``), rather than the first transcript's arrival."""
+    reported = getattr(ev, "turn_started_at", None)
+    if item_id not in track.starts and isinstance(reported, float):
+        track.starts[item_id] = min(reported, time.time())
 
 
 def _on_realtime_speech_stopped(original: Callable[..., Any]) -> Callable[..., Any]:
