@@ -704,7 +704,7 @@ def gemini_interim_transcripts(model: Any) -> Any:
     _INTERIM_MODELS.add(model)
     with hook_errors_logged("switching on the plugin's interim input transcription"):
         # where the plugin forwards interims itself (patches/), its own switch turns them on
-        opts = getattr(model, "_opts", None)
+        opts: Any = getattr(model, "_opts", None)
         if isinstance(getattr(opts, "interim_input_transcription", None), bool):
             opts.interim_input_transcription = True
     with hook_errors_logged("reading google-genai's LiveConnectConfig"):
@@ -849,7 +849,16 @@ class TranscriptIdentity(Feature):
     def probe(self) -> Probe:
         missing = _missing_fields()
         if not missing:
-            return Probe("native", "UserInputTranscribedEvent already carries the identity fields")
+            from ._observe import upstream_has_speech_events
+
+            signals = (
+                "and the session emits user_speech_started/stopped"
+                if upstream_has_speech_events()
+                else "(no speech-start signal: Utterances starts at the first transcript)"
+            )
+            return Probe(
+                "native", f"UserInputTranscribedEvent already carries the identity fields {signals}"
+            )
         return Probe("patchable", f"adds {', '.join(missing)} to UserInputTranscribedEvent")
 
     def install(self, patcher: Patcher) -> None:
