@@ -110,11 +110,13 @@ def run(
     env: dict[str, str] | None = None,
     capture: bool = False,
     check: bool = True,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [str(c) for c in cmd],
         cwd=cwd,
         env=env,
+        input=stdin,
         text=True,
         stdout=subprocess.PIPE if capture else None,
         stderr=subprocess.STDOUT if capture else None,
