@@ -393,6 +393,7 @@ def check_own_tests(python: Path, tree: Path, series: list[SeriesEntry]) -> list
             saved = {t: (tree / t).read_text() for t in tests}
             git(tree, "checkout", "-q", f"{head}~{len(series) - number}")
             for test, text in saved.items():
+                (tree / test).parent.mkdir(parents=True, exist_ok=True)
                 (tree / test).write_text(text)
             before = _pytest(python, tree, tests, env)
             git(tree, "checkout", "-q", "--", ".")
