@@ -11,7 +11,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
+from . import _touchpoints as tp
 from ._state import Attached
+from ._wrapping import hook_failed
 
 logger = logging.getLogger("livekit_ext")
 
@@ -73,7 +75,52 @@ class SpeechSignals:
 
 SPEECH: Attached[SpeechSignals] = Attached("speech", SpeechSignals)
 
+UPSTREAM_SPEECH_EVENTS = tp.read(
+    "the patch series: the session emits user_speech_started/stopped itself, with the item id",
+    "livekit.agents.voice.events:UserSpeechStartedEvent",
+    "livekit.agents.voice.events:UserSpeechStoppedEvent",
+    optional=True,
+)
+
 
 def speech_of(session: Any) -> SpeechSignals:
     """The speech signals of an ``AgentSession``."""
     return SPEECH.of(session)
+
+
+def upstream_has_speech_events() -> bool:
+    """Whether the installed livekit-agents emits ``user_speech_started``/``_stopped`` on the
+    session itself (patches/: the speech-signal patch), with the item id of the utterance."""
+    found = list(UPSTREAM_SPEECH_EVENTS.owners(importing=True))
+    return bool(found) and all(
+        hasattr(found[0], path.rpartition(":")[2]) for path in UPSTREAM_SPEECH_EVENTS.paths
+    )
+
+
+def observe_upstream_speech(session: Any, on_speech: SpeechSubscriber) -> Callable[[], None] | None:
+    """Where upstream emits the session's speech starts and stops itself, hand each to
+    ``on_speech`` as a ``SpeechSignal``; returns the unsubscribe, or None where it does not."""
+    if not upstream_has_speech_events() or not callable(getattr(session, "on", None)):
+        return None
+
+    def signal(kind: Literal["started", "stopped"], item_id: Any, at: Any, source: Any) -> None:
+        origin = "stt" if source == "stt" else "realtime"
+        try:
+            on_speech(SpeechSignal(kind, item_id, at, origin))
+        except Exception:
+            hook_failed(f"observing user_speech_{kind}")
+
+    def started(ev: Any) -> None:
+        signal("started", ev.item_id, ev.speech_started_at, ev.source)
+
+    def stopped(ev: Any) -> None:
+        signal("stopped", ev.item_id, ev.speech_stopped_at, ev.source)
+
+    session.on("user_speech_started", started)
+    session.on("user_speech_stopped", stopped)
+
+    def unsubscribe() -> None:
+        session.off("user_speech_started", started)
+        session.off("user_speech_stopped", stopped)
+
+    return unsubscribe

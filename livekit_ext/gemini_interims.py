@@ -10,6 +10,7 @@ the session's own ``input_audio_transcription_completed(is_final=False)``, so it
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -34,6 +35,11 @@ RECV_TASK = tp.wrap(
 )
 SESSION_MODEL = tp.attr(
     "the session's model, opted in or not", f"{tp.GEMINI}:RealtimeSession._realtime_model"
+)
+NATIVE_OPTION = tp.attr(
+    "the patch series: the plugin's own interim_input_transcription option (native)",
+    f"{tp.GEMINI}:_RealtimeOptions.interim_input_transcription",
+    optional=True,
 )
 INPUT_TRANSCRIPTION = tp.call(
     "an interim, emitted as the session's own realtime transcript",
@@ -73,6 +79,11 @@ def gemini_interim_transcripts(model: Any) -> Any:
     Returns ``model``.
     """
     OPTED.of(model)
+    with hook_errors_logged("switching on the plugin's interim input transcription"):
+        # where the plugin forwards interims itself (patches/), its own switch turns them on
+        opts: Any = getattr(model, "_opts", None)
+        if isinstance(getattr(opts, "interim_input_transcription", None), bool):
+            opts.interim_input_transcription = True
     with hook_errors_logged("reading google-genai's LiveConnectConfig"):
         from google.genai import types
 
@@ -135,6 +146,14 @@ def _on_message(session: Any, speech: RealtimeSpeech, interims: _Interims, messa
     )
 
 
+def _plugin_forwards_interims() -> bool:
+    """Whether the plugin's options have the series' ``interim_input_transcription``."""
+    options = tp.resolve(NATIVE_OPTION.paths[0].rpartition(".")[0])
+    if not dataclasses.is_dataclass(options):
+        return False
+    return "interim_input_transcription" in {f.name for f in dataclasses.fields(options)}
+
+
 def merge_interim(before: str, text: str) -> str:
     """The whole text so far, from an interim that is either the whole text or a delta.
 
@@ -163,6 +182,8 @@ class GeminiInterims(Feature):
     touchpoints = tp.declared(globals())
 
     def probe(self) -> Probe:
+        if _plugin_forwards_interims():
+            return Probe("native", "the plugin forwards interims (interim_input_transcription)")
         return Probe("patchable", "forwards interimInputTranscription for models opted in to it")
 
     def install(self, patcher: Patcher) -> None:

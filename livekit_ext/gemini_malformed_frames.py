@@ -7,7 +7,8 @@ frame that did arrive is parsed drops that frame (logged) and the next one is re
 connection still raises as before. A frame that is not a JSON object, which google-genai reads
 as an empty message, is logged too.
 
-No patch series covers this yet: it needs a hook in google-genai's receive loop.
+The patch series gives the plugin the same guard (``realtime_api._drop_malformed_frames``,
+applied by the receive task to its connection); where the plugin has it, this is ``native``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ FEATURE = "gemini_malformed_frames"
 GEMINI_RECV_TASK = tp.wrap(
     "each Gemini connection: drop a frame google-genai cannot take",
     f"{tp.GEMINI}:RealtimeSession._recv_task",
+)
+NATIVE_GUARD = tp.read(
+    "the patch series' guard in the plugin: native when present",
+    f"{tp.GEMINI}:_drop_malformed_frames",
+    optional=True,
 )
 GENAI_RECEIVE = tp.replace(
     "per connection: the frame google-genai failed on is dropped (google-genai, not in the "
@@ -103,7 +109,9 @@ class GeminiMalformedFrames(Feature):
     touchpoints = tp.declared(globals())
 
     def probe(self) -> Probe:
-        # upstream has no guard to find; the session's _recv_task is a checked touchpoint
+        if callable(tp.resolve(NATIVE_GUARD.paths[0])):
+            return Probe("native", "the plugin's receive task drops a frame google-genai rejects")
+        # the session's _recv_task is a checked touchpoint
         return Probe("patchable", "drops a frame google-genai cannot parse, keeps the connection")
 
     def install(self, patcher: Patcher) -> None:

@@ -38,6 +38,11 @@ MAIN_TASK = tp.read(
     "probe: the connection loop the retry budget belongs to",
     f"{tp.GEMINI}:RealtimeSession._main_task",
 )
+NATIVE_HOOK = tp.read(
+    "the patch series' connection hook: native when present",
+    f"{tp.GEMINI}:RealtimeSession._on_connection_established",
+    optional=True,
+)
 NUM_RETRIES = tp.attr(
     "the retry count kept one below the budget",
     f"{tp.GEMINI}:RealtimeSession._num_retries",
@@ -80,6 +85,8 @@ class GeminiReconnects(Feature):
 
     def probe(self) -> Probe:
         importlib.import_module(tp.GEMINI)  # the plugin's own import, done by the plugin
+        if NATIVE_HOOK.resolvable():
+            return Probe("native", "a connection that completed its setup is no failed attempt")
         if not _receive_errors_use_the_budget(RECV_TASK.owner()):
             return Probe("native", "a failed receive restarts the connection outside the budget")
         return Probe("patchable", "a connection that completed its setup is not a failed attempt")

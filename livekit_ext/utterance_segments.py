@@ -56,6 +56,17 @@ CREATE_TEXT_WRITER = tp.call(
     "the placeholder segment, written by the sink's own writer code",
     f"{_STREAM_SINK}._create_text_writer",
 )
+NATIVE_SEGMENTS = tp.read(
+    "the patch series: RoomIO's output takes the segment id from its caller (native)",
+    f"{_OUTPUT}:_ParticipantTranscriptionOutput.set_segment_id",
+    optional=True,
+)
+SESSION_SWITCHES = tp.attr(
+    "the patch series' switches on the session: per-utterance segments, a placeholder",
+    f"{tp.SESSION}.user_segments_per_utterance",
+    f"{tp.SESSION}.user_segment_placeholder",
+    optional=True,
+)
 FLUSH_TASK = tp.attr(
     "a final still being published keeps the id it was flushed with",
     f"{_STREAM_SINK}._flush_atask",
@@ -89,12 +100,25 @@ def utterance_segments(session: Any, *, placeholder: bool = False) -> None:
     """Make RoomIO publish ``session``'s user transcripts with ``lk.segment_id`` = the
     utterance's ``item_id`` (interims and final of one utterance in one segment; a late
     transcript in its own utterance's segment). ``placeholder=True`` also publishes an empty,
-    non-final segment at the utterance's speech start. Call before or after ``session.start``."""
+    non-final segment at the utterance's speech start. Call before or after ``session.start``.
+
+    Where upstream keys the segments itself (patches/: the session's
+    ``user_segments_per_utterance`` and ``user_segment_placeholder``), this switches those on."""
+    if upstream_keys_segments():
+        session.user_segments_per_utterance = True
+        session.user_segment_placeholder = placeholder
+        return
     segments = SEGMENTS.of(session)
     if not segments.opted:
         segments.opted = True
         speech_of(session).subscribe(_placeholder_for(segments))
     segments.placeholder = placeholder
+
+
+def upstream_keys_segments() -> bool:
+    """Whether RoomIO's user transcription output takes a segment id from its caller (and
+    RoomIO passes the utterance's ``item_id`` when the session asks for it)."""
+    return NATIVE_SEGMENTS.resolvable(importing=True)
 
 
 def _placeholder_for(opted: _Segments) -> Callable[[SpeechSignal], None]:
@@ -205,6 +229,8 @@ class UtteranceSegments(Feature):
     touchpoints = tp.declared(globals())
 
     def probe(self) -> Probe:
+        if upstream_keys_segments():
+            return Probe("native", "RoomIO keys user segments by item_id on the session's switch")
         return Probe("patchable", "utterance_segments(session) keys RoomIO's user segments")
 
     def install(self, patcher: Patcher) -> None:

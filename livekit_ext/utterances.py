@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar, get_args, overload
 from livekit import rtc
 
 from . import _funnel
-from ._speech import SpeechSignal, speech_of
+from ._speech import SpeechSignal, observe_upstream_speech, speech_of
 from .typed_identity import Source
 
 logger = logging.getLogger("livekit_ext")
@@ -368,9 +368,13 @@ def _attach(
     """
     stop_transcripts = _funnel.observe(session, on_transcribed)
     stop_speech = speech_of(session).subscribe(on_speech)
+    # where upstream emits the speech starts and stops itself (and so the extension does not)
+    stop_upstream_speech = observe_upstream_speech(session, on_speech)
 
     def detach() -> None:
         stop_transcripts()
         stop_speech()
+        if stop_upstream_speech is not None:
+            stop_upstream_speech()
 
     return detach

@@ -16,13 +16,16 @@ For each base (a livekit-agents release) this
    that does not apply fails the base with the patch, file and hunk named;
 3. installs the patched packages and this project (test extra) into a fresh venv
    ``.patch-check/<base>/venv``;
-4. runs the tests the series adds to upstream's ``tests/`` there, then this project's behaviour
-   suite with ``LIVEKIT_EXT_DISABLE=1`` (the extension applies nothing: upstream's patched code
-   alone must behave), and checks that ``livekit_ext.status()``, with the extension applied,
-   reports every feature the series covers as ``native``.
+4. checks each patch's own tests (the files it adds under ``tests/``): they pass with the
+   series applied, and fail on the tree just before the patch (its tests copied there);
+5. runs the tests the series adds to upstream's ``tests/`` together, then this project's whole
+   suite and snapshots with ``LIVEKIT_EXT_DISABLE=1`` (the extension applies nothing:
+   upstream's patched code alone must behave), printing the counts, and checks that
+   ``livekit_ext.status()``, with the extension applied, reports every feature the series
+   covers as ``native`` (every feature's state is printed).
 
 The features a patch covers are named after ``#`` on its line in ``series``. The last line
-printed is ``patch parity: N/M bases``; the exit status is 0 only when every base held.
+printed is ``patch parity: N/M bases (...)``; the exit status is 0 only when every base held.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PATCHES = ROOT / "patches"
 WORK = ROOT / ".patch-check"
 BASES = ("1.8.9", "1.5.17")
+"""The bases CI checks, in this order; any other ``patches/<base>/series`` is checked after."""
 
 # distribution -> its directory in upstream's repository
 LAYOUT: dict[str, str] = {
@@ -57,22 +61,12 @@ LAYOUT: dict[str, str] = {
 # Tests of features that no patch covers yet. They exercise what only the extension does
 # today, so they cannot hold on upstream with the series applied; they are deselected only
 # while the series of a base does not cover the feature (a series line "# <feature>").
-# Shape: {"feature": ("tests/...",)}. Issue 11's speech-start signals and Gemini interims
-# extend transcript_identity, whose patch (0001) does not carry them yet: they are listed
-# under their own name until a patch line "# live_utterances" covers them.
-UNCOVERED_FEATURE_TESTS: dict[str, tuple[str, ...]] = {
-    "utterance_segments": ("tests/test_utterance_segments.py",),
-    "live_utterances": (
-        "tests/test_utterance_signals.py",
-        "tests/test_gemini_interims.py",
-        "tests/test_realtime_plugins.py",
-        "tests/test_scenarios.py::test_scenario[openai_placeholder_at_speech_start]",
-        "tests/test_scenarios.py::test_scenario[stt_start_of_speech_opens_the_utterance]",
-        "tests/test_scenarios.py::test_scenario[gemini_interims_while_speaking]",
-        "tests/test_scenarios.py::test_scenario[gemini_interims_without_voice_activity]",
-        "tests/test_scenarios.py::test_scenario[gemini_interrupted_turn_with_interims]",
-    ),
-}
+# Shape: {"feature": ("tests/...",)}. Empty: every upstream-able feature has its patch on
+# both bases (job_processes is extension-only: it has no test the disabled suite runs).
+UNCOVERED_FEATURE_TESTS: dict[str, tuple[str, ...]] = {}
+
+# Features the series leaves out on purpose: the extension's own business, not upstream's.
+EXTENSION_ONLY = {"job_processes": "imports livekit_ext in each job process (the extension's)"}
 
 
 GIT_IDENTITY = (
@@ -116,11 +110,13 @@ def run(
     env: dict[str, str] | None = None,
     capture: bool = False,
     check: bool = True,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [str(c) for c in cmd],
         cwd=cwd,
         env=env,
+        input=stdin,
         text=True,
         stdout=subprocess.PIPE if capture else None,
         stderr=subprocess.STDOUT if capture else None,
@@ -135,7 +131,8 @@ def run(
 
 
 def series_bases() -> list[str]:
-    return [base for base in BASES if (PATCHES / base / "series").is_file()]
+    others = sorted(p.parent.name for p in PATCHES.glob("*/series") if p.parent.name not in BASES)
+    return [base for base in BASES if (PATCHES / base / "series").is_file()] + others
 
 
 def read_series(base: str, name: str = "series") -> list[SeriesEntry]:
@@ -283,7 +280,26 @@ def apply_series(base: str, tree: Path, series: list[SeriesEntry]) -> None:
                 f"{_where_it_failed(entry.patch, check.stdout)}\n{_indent(check.stdout)}"
             )
         git(tree, "apply", str(entry.patch))
-        log(f"   applied {entry.patch.name}")
+        git(tree, "add", "-A")
+        git(tree, "commit", "-q", "-m", entry.patch.name)  # the tree before the next patch
+        log(f"   applied {entry.patch.name} ({_size(entry.patch)})")
+
+
+def _size(patch: Path) -> str:
+    """'N files, +A -D' from the patch's diffstat."""
+    match = re.search(
+        r"(\d+) files? changed(?:, (\d+) insertions?\(\+\))?(?:, (\d+) deletions?\(-\))?",
+        patch.read_text(),
+    )
+    if not match:
+        return "no diffstat"
+    files, added, deleted = (int(g or 0) for g in match.groups())
+    return f"{files} files, +{added} -{deleted}"
+
+
+def added_tests(patch: Path) -> list[str]:
+    """The test modules a patch adds or changes under upstream's ``tests/``."""
+    return sorted(set(re.findall(r"^\+\+\+ b/(tests/test_\S+\.py)$", patch.read_text(), re.M)))
 
 
 def _where_it_failed(patch: Path, output: str) -> str:
@@ -334,7 +350,9 @@ def downloader() -> list[str | Path]:
 
 
 def install(python: Path, tree: Path) -> None:
-    """The patched packages and this project, resolved together in one pip run."""
+    """The patched packages (editable: checking a patch's tests against the tree before it is
+    a checkout) and this project, resolved together in one pip run."""
+    editable = [arg for directory in LAYOUT.values() for arg in ("-e", tree / directory)]
     run(
         [
             python,
@@ -343,11 +361,102 @@ def install(python: Path, tree: Path) -> None:
             "install",
             "-q",
             "--disable-pip-version-check",
-            *(tree / directory for directory in LAYOUT.values()),
+            *editable,
             "-e",
             f"{ROOT}[test]",
         ]
     )
+
+
+PYTEST_UPSTREAM = ("-q", "-o", "asyncio_mode=auto", "-p", "no:cacheprovider", "-p", "no:randomly")
+
+
+def check_own_tests(python: Path, tree: Path, series: list[SeriesEntry]) -> list[str]:
+    """Each patch's tests pass on the patched tree and fail on the tree just before it.
+
+    The tree is a commit a patch (``apply_series``) and installed editable, so "before" is a
+    checkout of the previous commit with the patch's test files copied in. Returns one line a
+    patch: how many of its tests ran, and how they failed before it.
+    """
+    env = {**os.environ, "LIVEKIT_EXT_DISABLE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    head = git(tree, "rev-parse", "HEAD", capture=True).stdout.strip()
+    lines: list[str] = []
+    failures: list[str] = []
+    try:
+        for number, entry in enumerate(series):
+            tests = added_tests(entry.patch)
+            if not tests:
+                failures.append(f"{entry.patch.name} adds no test under tests/")
+                continue
+            git(tree, "checkout", "-q", head)
+            after = _pytest(python, tree, tests, env)
+            saved = {t: (tree / t).read_text() for t in tests}
+            git(tree, "checkout", "-q", f"{head}~{len(series) - number}")
+            for test, text in saved.items():
+                (tree / test).parent.mkdir(parents=True, exist_ok=True)
+                (tree / test).write_text(text)
+            before = _pytest(python, tree, tests, env)
+            git(tree, "checkout", "-q", "--", ".")
+            git(tree, "clean", "-qfd", "tests")
+            line = (
+                f"{entry.patch.name}: {', '.join(Path(t).name for t in tests)}: "
+                f"patched {after.summary}; before it {before.summary}"
+            )
+            lines.append(line)
+            log(f"   own tests {line}")
+            if after.code != 0 or after.passed == 0:
+                failures.append(f"{entry.patch.name}: its tests do not pass on the patched tree")
+            elif before.code == 0:
+                failures.append(f"{entry.patch.name}: its tests pass without it")
+    finally:
+        git(tree, "checkout", "-q", head)
+    if failures:
+        raise CheckFailed("; ".join(failures))
+    return lines
+
+
+@dataclass
+class PytestRun:
+    code: int
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    snapshots_passed: int = 0
+    snapshots_failed: int = 0
+
+    @property
+    def summary(self) -> str:
+        parts = [f"{self.passed} passed"]
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        if self.errors:
+            parts.append(f"{self.errors} errors")
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
+        return ", ".join(parts)
+
+
+def _counts(output: str, code: int) -> PytestRun:
+    result = PytestRun(code)
+    tail = "\n".join(output.strip().splitlines()[-3:])
+    for number, what in re.findall(r"(\d+) (passed|failed|errors?|skipped)\b", tail):
+        key = "errors" if what.startswith("error") else what
+        setattr(result, key, int(number))
+    for number, what in re.findall(r"(\d+) snapshots? (passed|failed)", output):
+        setattr(result, f"snapshots_{what}", int(number))
+    return result
+
+
+def _pytest(python: Path, tree: Path, tests: list[str], env: dict[str, str]) -> PytestRun:
+    proc = run(
+        [python, "-m", "pytest", *PYTEST_UPSTREAM, *tests],
+        cwd=tree,
+        env=env,
+        capture=True,
+        check=False,
+    )
+    return _counts(proc.stdout or "", proc.returncode)
 
 
 def deselected(covered: set[str]) -> list[str]:
@@ -360,17 +469,17 @@ def deselected(covered: set[str]) -> list[str]:
     return ids
 
 
-def run_suites(python: Path, tree: Path, covered: set[str]) -> None:
+def run_suites(python: Path, tree: Path, covered: set[str]) -> tuple[PytestRun, PytestRun]:
+    """The series' upstream tests, then this project's suite; returns both runs' counts."""
     env = {**os.environ, "LIVEKIT_EXT_DISABLE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     added = sorted((tree / "tests").glob("test_*.py")) if (tree / "tests").is_dir() else []
+    upstream = PytestRun(0)
     if added:
         log(f"   upstream tests added by the series: {', '.join(p.name for p in added)}")
-        opts = ["-o", "asyncio_mode=auto", "-p", "no:cacheprovider"]
-        code = run(
-            [python, "-m", "pytest", "-q", *opts, *added], cwd=tree, env=env, check=False
-        ).returncode
-        if code != 0:
-            raise CheckFailed(f"the series' own tests failed (pytest exit {code})")
+        upstream = _pytest(python, tree, [str(p.relative_to(tree)) for p in added], env)
+        log(f"   upstream tests: {upstream.summary}")
+        if upstream.code != 0:
+            raise CheckFailed(f"the series' own tests failed (pytest exit {upstream.code})")
     skip: list[str] = []
     for test in deselected(covered):
         module = test.split("::", 1)[0]
@@ -380,14 +489,24 @@ def run_suites(python: Path, tree: Path, covered: set[str]) -> None:
     log(
         f"   behaviour suite with LIVEKIT_EXT_DISABLE=1, leaving out: {' '.join(skip) or 'nothing'}"
     )
-    code = run(
+    proc = run(
         [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *skip],
         cwd=ROOT,
         env=env,
+        capture=True,
         check=False,
-    ).returncode
-    if code != 0:
-        raise CheckFailed(f"the behaviour suite failed on the patched tree (pytest exit {code})")
+    )
+    suite = _counts(proc.stdout or "", proc.returncode)
+    if proc.returncode != 0:
+        raise CheckFailed(
+            f"the behaviour suite failed on the patched tree (pytest exit {proc.returncode})\n"
+            + _indent("\n".join((proc.stdout or "").splitlines()[-40:]))
+        )
+    log(
+        f"   suite: {suite.summary}; snapshots: {suite.snapshots_passed} passed, "
+        f"{suite.snapshots_failed} failed"
+    )
+    return upstream, suite
 
 
 STATUS_PROBE = (
@@ -404,16 +523,22 @@ def check_status(python: Path, covered: set[str]) -> None:
     env = {k: v for k, v in os.environ.items() if k != "LIVEKIT_EXT_DISABLE"}
     out = run([python, "-c", STATUS_PROBE], cwd=ROOT, env=env, capture=True).stdout
     status: dict[str, list[str]] = json.loads(out.strip().splitlines()[-1])
-    for feature in sorted(covered):
-        state, reason = status.get(feature, ["missing", "no such feature in livekit_ext.status()"])
-        log(f"   status {feature}: {state} ({reason})")
-        if state != "native":
-            raise CheckFailed(
-                f"livekit_ext.status()[{feature!r}] is {state!r}, not 'native': {reason}"
-            )
+    for feature in sorted(covered - status.keys()):
+        raise CheckFailed(f"the series names {feature!r}, which livekit_ext.status() lacks")
+    for feature, (state, reason) in status.items():
+        if feature in covered:
+            log(f"   status {feature}: {state} ({reason})")
+            if state != "native":
+                raise CheckFailed(
+                    f"livekit_ext.status()[{feature!r}] is {state!r}, not 'native': {reason}"
+                )
+        elif feature in EXTENSION_ONLY:
+            log(f"   status {feature}: {state} (extension-only: {EXTENSION_ONLY[feature]})")
+        else:
+            raise CheckFailed(f"{feature!r} is neither in the series nor extension-only")
 
 
-def check_base(base: str) -> BaseResult:
+def check_base(base: str, own_tests: bool = True) -> BaseResult:
     result = BaseResult(base)
     work = WORK / base
     started = time.monotonic()
@@ -441,12 +566,17 @@ def check_base(base: str) -> BaseResult:
         python = python or make_venv(work / "venv")
         install(python, tree)
         lap("install")
-        run_suites(python, tree, covered)
+        if own_tests:
+            check_own_tests(python, tree, series)
+            lap("own tests")
+        upstream, suite = run_suites(python, tree, covered)
         lap("tests")
         check_status(python, covered)
         result.ok = True
         result.detail = (
-            f"{len(series)} patch(es) applied, suite held, {', '.join(sorted(covered))} native"
+            f"{len(series)} patches applied; upstream tests {upstream.summary}; "
+            f"suite {suite.summary}; snapshots {suite.snapshots_passed} passed; "
+            f"every covered feature native"
         )
     except CheckFailed as failure:
         result.detail = str(failure)
@@ -466,6 +596,11 @@ def main() -> int:
     parser.add_argument(
         "--keep-going", action="store_true", help="check the next base after a failure"
     )
+    parser.add_argument(
+        "--skip-own-tests",
+        action="store_true",
+        help="do not check each patch's tests against the tree before it",
+    )
     args = parser.parse_args()
 
     bases = args.bases or series_bases()
@@ -475,7 +610,7 @@ def main() -> int:
         return 1
     results: list[BaseResult] = []
     for base in bases:
-        results.append(check_base(base))
+        results.append(check_base(base, own_tests=not args.skip_own_tests))
         if not results[-1].ok and not args.keep_going:
             break
 
@@ -487,7 +622,11 @@ def main() -> int:
             f"  livekit-agents {result.base}: {'ok' if result.ok else 'FAILED'}: {first_line} [{timing}]"
         )
     held = sum(r.ok for r in results)
-    log(f"patch parity: {held}/{len(bases)} bases")
+    states = ", ".join(
+        f"{base} {'held' if any(r.base == base and r.ok for r in results) else 'FAILED'}"
+        for base in bases
+    )
+    log(f"patch parity: {held}/{len(bases)} bases ({states})")
     return 0 if held == len(bases) else 1
 
 

@@ -4,6 +4,7 @@
     python scripts/regenerate_patches.py init 1.8.9     # checkout at $WORK/1.8.9, series applied
     # ... edit, test, `git commit` (one commit a patch; amend or `git rebase -i upstream`) ...
     python scripts/regenerate_patches.py export 1.8.9   # git format-patch -> patches/1.8.9/
+    python scripts/regenerate_patches.py port 1.9.0 --from 1.8.9   # the series on a new release
 
 The checkout lives outside this repository, in ``$LIVEKIT_EXT_PATCH_WORK`` (default
 ``<repo>/../livekit-ext-patch-work``), one directory a base. It is the same tree
@@ -18,6 +19,15 @@ export to unchanged files), removes patches of the directory that are no longer 
 rewrites ``series`` in commit order, keeping the ``# feature`` comment of each patch already
 listed. A new patch gets ``# FEATURE?``: replace it with the ``livekit_ext`` feature(s) it makes
 native, which ``check_patches.py`` then requires ``status()`` to report as ``native``.
+
+``port NEW --from BASE`` starts the series of a new release: the checkout of ``NEW`` (as
+``init``), then every patch of ``patches/BASE/series`` in one ``git am``. A patch that does not
+apply is applied hunk by hunk (``git apply --reject``): the hunks that did not apply are left as
+``*.rej`` files and the ``git am`` stops there; fix them, ``git add -A`` and ``git am
+--continue`` (which goes on with the next patches). ``patches/NEW/series`` starts as a copy of
+BASE's, so ``export NEW`` keeps each patch's feature. What decides whether the port holds is
+the extension's own suite: ``check_patches.py NEW`` runs each patch's tests before and after it,
+the series' tests, and this project's whole suite and snapshots with the extension disabled.
 """
 
 from __future__ import annotations
@@ -55,7 +65,7 @@ def work_dir(base: str) -> Path:
     return Path(root).resolve() / base
 
 
-def init(base: str, force: bool) -> None:
+def init(base: str, force: bool, apply: bool = True) -> None:
     checkout = work_dir(base)
     if checkout.exists():
         if not force:
@@ -65,7 +75,7 @@ def init(base: str, force: bool) -> None:
     pristine_tree(pip, base, checkout / "tree", checkout / "dist")
     tree = checkout / "tree"
     git(tree, "checkout", "-q", "-b", BRANCH)
-    if (PATCHES / base / series_name(base)).is_file():
+    if apply and (PATCHES / base / series_name(base)).is_file():
         for entry in read_series(base, series_name(base)):
             # the developer's own identity and dates, not the pristine commit's fixed ones
             run(["git", "am", "-q", "--keep-cr", entry.patch], cwd=tree)
@@ -73,6 +83,42 @@ def init(base: str, force: bool) -> None:
     log(
         f"{tree}: branch {BRANCH} = upstream {base} + patches/{base}/series; commit there, then export"
     )
+
+
+def port(new: str, source: str, force: bool) -> None:
+    """The series of ``source`` applied to a checkout of ``new`` (see the module docstring)."""
+    entries = read_series(source, series_name(source))
+    init(new, force, apply=False)
+    tree = work_dir(new) / "tree"
+    target = PATCHES / new
+    target.mkdir(parents=True, exist_ok=True)
+    if not (target / "series").is_file() and not (target / "series.pending").is_file():
+        # written but not checked yet: check_patches.py ignores it until it is renamed
+        shutil.copyfile(PATCHES / source / series_name(source), target / "series.pending")
+    patches = [str(entry.patch) for entry in entries]
+    if run(["git", "am", "-q", "--keep-cr", *patches], cwd=tree, check=False).returncode == 0:
+        log(f"{tree}: all {len(patches)} patches of {source} applied to {new}")
+        log(f"next: regenerate_patches.py export {new}, then check_patches.py {new}")
+        return
+    current = git(tree, "am", "--show-current-patch=diff", capture=True, check=False).stdout
+    applied = run(
+        ["git", "apply", "--reject", "--whitespace=nowarn"],
+        cwd=tree,
+        check=False,
+        stdin=current,
+    )
+    rejects = sorted(str(p.relative_to(tree)) for p in tree.rglob("*.rej"))
+    done = len(git(tree, "rev-list", "upstream..HEAD", capture=True).stdout.split())
+    log(
+        f"!! {Path(patches[done]).name} does not apply to {new}"
+        + (f"; rejected hunks in: {', '.join(rejects)}" if rejects else "")
+        + (" (applied what did)" if applied.returncode in (0, 1) else "")
+    )
+    log(
+        f"fix it in {tree}, remove the .rej files, `git add -A && git am --continue` "
+        f"(the remaining patches follow), then export {new}"
+    )
+    raise CheckFailed(f"port of {source} to {new} stopped at {Path(patches[done]).name}")
 
 
 def export(base: str) -> None:
@@ -120,15 +166,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("action", choices=("init", "export"))
+    parser.add_argument("action", choices=("init", "export", "port"))
     parser.add_argument(
         "base", help="livekit-agents release the series is made against, e.g. 1.8.9"
     )
-    parser.add_argument("--force", action="store_true", help="init: discard an existing checkout")
+    parser.add_argument(
+        "--force", action="store_true", help="init, port: discard an existing checkout"
+    )
+    parser.add_argument(
+        "--from", dest="source", metavar="BASE", help="port: the base whose series is ported"
+    )
     args = parser.parse_args()
     try:
         if args.action == "init":
             init(args.base, args.force)
+        elif args.action == "port":
+            if not args.source:
+                parser.error("port needs --from BASE")
+            port(args.base, args.source, args.force)
         else:
             export(args.base)
     except CheckFailed as failure:

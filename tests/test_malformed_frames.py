@@ -9,6 +9,7 @@ test with that frame named.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 from typing import Any
@@ -62,12 +63,14 @@ async def _survived(rec: Any, n: int, frame: str | bytes) -> list[Any]:
         pytest.fail(f"the session did not survive the frame {frame!r}: {rec.errors}")
 
 
-def _skip_unless_upstream_guards_frames() -> None:
+def _skip_unless_upstream_guards_frames(
+    feature: str = "malformed_frames", plugin: str = "livekit.plugins.openai"
+) -> None:
     """With the extension disabled, run where upstream drops the frames itself (patches/)."""
     if EXTENSION_DISABLED:
-        import livekit.plugins.openai  # noqa: F401  (the feature is decided on this import)
+        importlib.import_module(plugin)  # the feature is decided on this import
 
-        state = livekit_ext.status()["malformed_frames"]
+        state = livekit_ext.status()[feature]
         if state.state != "native":
             pytest.skip(f"the extension's frame guard; upstream alone: {state}")
 
@@ -103,10 +106,10 @@ async def test_no_single_openai_frame_ends_the_session(
         assert len(server.connections) == 1  # not even a reconnect
 
 
-@pytest.mark.skipif(EXTENSION_DISABLED, reason="the extension's frame guard")
 async def test_no_single_gemini_frame_ends_the_session(
     gemini_live_server: GeminiLiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    _skip_unless_upstream_guards_frames("gemini_malformed_frames", "livekit.plugins.google")
     server = gemini_live_server
     caplog.set_level(logging.WARNING)
     async with gemini_realtime_session(server) as (_, rec):

@@ -333,3 +333,31 @@ async def test_azure_realtime_sessions_carry_the_identity_too(
     assert {identity(e).item_id for e in rec.transcripts} == {"item_Z"}
     assert {identity(e).source for e in rec.transcripts} == {"realtime"}
     assert len({identity(e).speech_started_at for e in rec.transcripts}) == 1
+
+
+async def test_speech_started_at_is_where_upstream_places_the_user_message(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    """On releases whose realtime transcripts carry ``turn_started_at`` (1.6.10+), upstream
+    places the user ``ChatMessage`` at the start of speech: ``created_at`` and the utterance's
+    ``speech_started_at`` are the same instant (the extension's own reading of the speech
+    start and upstream's are microseconds apart; the series passes upstream's value on)."""
+    from livekit.agents import llm
+
+    if "turn_started_at" not in llm.InputTranscriptionCompleted.__dataclass_fields__:
+        pytest.skip("this release places the user message where its transcript arrived")
+    server = openai_realtime_server
+    async with openai_realtime_session(server) as (session, rec):
+        await server.send(oai.speech_started("item_A", 400))
+        await asyncio.sleep(0.2)  # the transcript comes well after the start
+        await server.send(
+            oai.speech_stopped("item_A", 900), oai.transcription_completed("item_A", "hi")
+        )
+        await rec.wait_for_finals(1)
+        await asyncio.sleep(0.05)
+        messages = [m for m in session.history.messages() if m.role == "user"]
+    (message,) = messages
+    started = identity(rec.finals[0]).speech_started_at
+    assert message.id == "item_A" and started is not None
+    assert abs(message.created_at - started) < 1e-3, (message.created_at, started)
+    assert rec.finals[0].created_at - started > 0.15

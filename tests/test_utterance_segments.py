@@ -17,12 +17,14 @@ from typing import Any
 
 import pytest
 from livekit.agents import utils
+from livekit.agents.voice import events as voice_events
 from livekit.agents.voice.events import UserInputTranscribedEvent
 from livekit.agents.voice.room_io._output import _ParticipantTranscriptionOutput
 from livekit.agents.voice.room_io.room_io import RoomIO
 
 import livekit_ext
 from livekit_ext._speech import SpeechSignal, speech_of
+from livekit_ext.utterance_segments import upstream_keys_segments
 
 pytestmark = pytest.mark.unit
 
@@ -103,7 +105,14 @@ async def _publish(events: list[Any | SpeechSignal], *, opt_in: bool, placeholde
     task = asyncio.create_task(room_io._forward_user_transcript(ch))
     await asyncio.sleep(0)
     for ev in events:
-        if isinstance(ev, SpeechSignal):
+        if isinstance(ev, SpeechSignal) and upstream_keys_segments():
+            # upstream's RoomIO hears the session's user_speech_started on the same channel
+            ch.send_nowait(
+                voice_events.UserSpeechStartedEvent(  # type: ignore[attr-defined,unused-ignore]
+                    item_id=ev.item_id, speech_started_at=ev.at, source="realtime"
+                )
+            )
+        elif isinstance(ev, SpeechSignal):
             speech_of(session).publish(*ev)
         else:
             ch.send_nowait(ev)

@@ -15,6 +15,7 @@ Upstream's own values (``item_id`` from 1.6.6 on) are never overwritten.
 
 from __future__ import annotations
 
+from .. import _speech
 from .. import _touchpoints as tp
 from .._engine import Feature, Probe
 from .._funnel import IDENTITY, funnel, observers_to_emit
@@ -32,6 +33,7 @@ class TranscriptIdentity(Feature):
     description = "item_id, speech_started_at and source on every user_input_transcribed event"
     touchpoints = (
         *tp.declared(globals()),
+        *tp.declared(vars(_speech)),
         *tp.declared(vars(fields)),
         *tp.declared(vars(realtime)),
         *tp.declared(vars(stt_turns)),
@@ -46,7 +48,14 @@ class TranscriptIdentity(Feature):
     def probe(self) -> Probe:
         missing = fields.missing_fields()
         if not missing:
-            return Probe("native", "UserInputTranscribedEvent already carries the identity fields")
+            signals = (
+                "and the session emits user_speech_started/stopped"
+                if _speech.upstream_has_speech_events()
+                else "(no speech-start signal: Utterances starts at the first transcript)"
+            )
+            return Probe(
+                "native", f"UserInputTranscribedEvent already carries the identity fields {signals}"
+            )
         return Probe("patchable", f"adds {', '.join(missing)} to UserInputTranscribedEvent")
 
     def install(self, patcher: Patcher) -> None:

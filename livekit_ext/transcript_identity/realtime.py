@@ -58,6 +58,11 @@ PUSH_AUDIO = tp.wrap(
 )
 RT_SESSION = tp.attr("the activity's realtime session", f"{tp.ACTIVITY}._rt_session")
 ACTIVITY_SESSION = tp.attr("the activity's AgentSession", f"{tp.ACTIVITY}._session")
+TURN_STARTED_AT = tp.attr(
+    "1.6.10+: where upstream places the user ChatMessage (a start for an item none was seen for)",
+    "livekit.agents.llm.realtime:InputTranscriptionCompleted.turn_started_at",
+    optional=True,
+)
 REALTIME_SESSION_INIT = tp.wrap(
     "each realtime session: its speech state (Azure Voice Live: observe its SDK events)",
     "livekit.agents.llm.realtime:RealtimeSession.__init__",
@@ -115,8 +120,18 @@ def _transcribed_item(speech: RealtimeSpeech, ev: Any) -> str | None:
     if item_id is not None:
         if item_id not in speech.starts:
             speech.bind_pending(item_id)
+            _upstream_turn_start(speech, item_id, ev)
         speech.transcribing_item = item_id
     return item_id
+
+
+def _upstream_turn_start(speech: RealtimeSpeech, item_id: str, ev: Any) -> None:
+    """Where no start was seen for the item, upstream's own start of the turn is it, on
+    releases that report one (``InputTranscriptionCompleted.turn_started_at``, 1.6.10+: what
+    places the user ``ChatMessage``), rather than the first transcript's arrival."""
+    reported = getattr(ev, "turn_started_at", None)
+    if item_id not in speech.starts and isinstance(reported, float):
+        speech.starts[item_id] = min(reported, time.time())
 
 
 def _stopped_item(speech: RealtimeSpeech, ev: Any) -> str | None:
