@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple, Protocol
 
 from ._state import Attached
-from ._wrapping import ACTIVE, hook_failed, is_wrapper, observe_before_listeners
+from ._wrapping import ACTIVE, hook_failed, is_wrapper, observe_before_listeners, set_field
 
 logger = logging.getLogger("livekit_ext")
 
@@ -193,15 +193,15 @@ def _enrich(ev: Any, origin: Origin) -> None:
             item_id = origin.resolve_item()
         if item_id is None:
             logger.debug("livekit_ext: a transcript has no item id to attach")
-        ev.item_id = item_id
+        set_field(ev, "item_id", item_id)
     if ev.source is None:
-        ev.source = origin.source
+        set_field(ev, "source", origin.source)
     if ev.speech_started_at is None and item_id is not None:
         created = ev.created_at
         started = origin.speech.starts.get(item_id)
         if started is None:
             started = origin.speech.start_of(item_id, created)
-        ev.speech_started_at = started if started < created else created
+        set_field(ev, "speech_started_at", started if started < created else created)
 
 
 def _warn_started_unpatched(session: Any, state: FunnelState, added: list[str]) -> None:
