@@ -61,6 +61,10 @@ class SpeechSignal(NamedTuple):
     origin: str
     """What said so: ``"openai"``, ``"gemini"``, ``"realtime"`` (the framework's realtime
     session events), ``"stt"`` (an STT pipeline's START/END_OF_SPEECH or local VAD)."""
+    evidence: str | None = None
+    """A stop inferred where the provider sends none (Gemini without ``voiceActivity``): what
+    it was inferred from, ``"generation"`` (the model began answering) or ``"turn_complete"``;
+    None for a signal the provider or the framework sent as such."""
 
 
 SpeechSubscriber = Callable[[SpeechSignal], None]
@@ -114,6 +118,12 @@ class RealtimeTrack:
         it is better than the framework's generic speech events, which are then not used."""
         self.speaking_item: str | None = None
         """The item whose speech started last and has not stopped (provider-specific sources)."""
+        self.heard_unnamed = False
+        """Gemini: a user transcript came before any utterance was named; the generation it
+        opens names the utterance, whose stop is then inferred."""
+        self.inferred_item: str | None = None
+        """Gemini: the utterance heard without ``voiceActivity``, not stopped yet: its stop is
+        inferred from what the service does next."""
         self.transcribing_item: str | None = None
         """The item of the latest transcript since the framework's last speech start: what its
         speech stop (which names no item) stops, where no provider-specific source is seen."""
@@ -127,11 +137,19 @@ class RealtimeTrack:
         self.interims_closed: _BoundedMap[float] = _BoundedMap()
         """Gemini: items whose final text arrived; their later interims are stale."""
 
-    def signal(self, kind: Literal["started", "stopped"], item_id: str | None, at: float) -> None:
+    def signal(
+        self,
+        kind: Literal["started", "stopped"],
+        item_id: str | None,
+        at: float,
+        evidence: str | None = None,
+    ) -> None:
         """Publish a speech start/stop to the owning session's subscribers (if it has one)."""
         if self.signals is not None and (subscribers := self.signals.subscribers):
             # SpeechSignals.publish, inline: this runs per speech start and stop
-            signal = _new_signal(SpeechSignal, (kind, item_id, at, self.provider or "realtime"))
+            signal = _new_signal(
+                SpeechSignal, (kind, item_id, at, self.provider or "realtime", evidence)
+            )
             for subscriber in subscribers:
                 try:
                     subscriber(signal)

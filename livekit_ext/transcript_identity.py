@@ -652,6 +652,8 @@ def _on_gemini_message(track: RealtimeTrack, message: Any) -> None:
     elif signal is not None and signal_kind.endswith("SOS"):
         offset = None
     else:
+        if track.inferred_item is not None:
+            _gemini_inferred_stop(track, message)
         return
     # Gemini names the utterance only when its first transcript arrives; reserve that name now,
     # so whatever overlaps the speech from its start (a parallel STT) can already carry it
@@ -666,10 +668,34 @@ def _gemini_speech_stopped(track: RealtimeTrack, offset: float | None) -> None:
     item_id, track.speaking_item = track.speaking_item, None
     if item_id is None:
         return
+    if item_id == track.inferred_item:
+        track.inferred_item = None
     stopped = time.time()
     if offset is not None and (mapped := track.timeline.wall_time_at(offset)):
         stopped = min(mapped, stopped)
     track.signal("stopped", item_id, stopped)
+
+
+def _gemini_inferred_stop(track: RealtimeTrack, message: Any) -> None:
+    """No ``voiceActivity`` said the speech ended: the model's first output (text, audio,
+    output transcription or a tool call) says the service decided the user's turn is over;
+    else ``turnComplete`` does (both before the plugin sees the message, which ends the
+    turn and emits the final). The final itself is the last resort (``Utterances``)."""
+    content = getattr(message, "server_content", None)
+    output = getattr(content, "output_transcription", None)
+    if (
+        getattr(message, "tool_call", None) is not None
+        or getattr(content, "model_turn", None) is not None
+        or getattr(output, "text", None)
+    ):
+        evidence = "generation"
+    elif getattr(content, "turn_complete", None):
+        evidence = "turn_complete"
+    else:
+        return
+    item_id, track.inferred_item = track.inferred_item, None
+    if item_id is not None:
+        track.signal("stopped", item_id, time.time(), evidence)
 
 
 # -- Gemini interim input transcription (opt-in) ------------------------------------------
@@ -717,6 +743,8 @@ def _on_gemini_interim(session: Any, track: RealtimeTrack, message: Any) -> None
         item_id = _gemini_utterance_item(session, track)
         if item_id is None and (offset := parse_duration(final.start_offset)) is not None:
             _name_gemini_utterance(track, offset)  # the generation it opens takes this name
+        elif item_id is None:
+            track.heard_unnamed = True  # the generation it opens names it
         elif item_id is not None and opted:
             track.interims_closed[item_id] = time.time()  # later interims here are stale
         return
@@ -756,6 +784,8 @@ def _name_gemini_utterance(track: RealtimeTrack, offset: float | None) -> str:
         "started", item_id, arrival=time.time(), audio_offset=offset, publish=False
     )
     track.reserved_item = item_id
+    if track.speaking_item is None:  # no voiceActivity: its stop is inferred
+        track.inferred_item = item_id
     return item_id
 
 
@@ -800,6 +830,11 @@ def _gemini_new_generation(
             generation.input_id = reserved  # nothing has used the plugin's own id yet
         elif (item_id := getattr(generation, "input_id", None)) is not None:
             track.bind_pending(item_id)
+        if track.heard_unnamed:  # opened by the user's transcript: the utterance is spoken
+            track.heard_unnamed = False
+            item_id = getattr(generation, "input_id", None)
+            if track.speaking_item is None and isinstance(item_id, str):
+                track.inferred_item = item_id  # no voiceActivity: its stop is inferred
     return result
 
 
