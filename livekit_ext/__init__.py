@@ -22,6 +22,7 @@ from .parallel_stt import ParallelSTT, enable_parallel_stt
 from .transcript_identity import TranscriptIdentity, gemini_interim_transcripts
 from .transcripts import TranscriptLog, transcripts
 from .utterance_segments import UtteranceSegments, utterance_segments
+from .utterance_traces import UtteranceTraces
 
 if TYPE_CHECKING:
     from .utterances import Utterance, Utterances
@@ -64,6 +65,7 @@ ENGINE.register(GeminiMalformedFrames())
 ENGINE.register(GeminiReconnects())
 ENGINE.register(UtteranceSegments())
 ENGINE.register(JobProcesses())
+ENGINE.register(UtteranceTraces())
 
 
 def apply(*features: str) -> dict[str, FeatureStatus]:

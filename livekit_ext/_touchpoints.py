@@ -588,6 +588,72 @@ TOUCHPOINTS += (
     ),
 )
 
+UT = "utterance_traces"
+TRACES = "livekit.agents.telemetry.traces"
+
+TOUCHPOINTS += (
+    # -- utterance_traces: the utterance on LiveKit's own spans -----------------------------
+    _tp(
+        UT,
+        "wrap",
+        "a tracer provider is set (set_tracer_provider): the per-event hooks go in",
+        f"{TRACES}:_DynamicTracer.set_provider",
+    ),
+    _tp(
+        UT,
+        "attr",
+        "the provider LiveKit's spans go to",
+        f"{TRACES}:_DynamicTracer._tracer_provider",
+    ),
+    _tp(
+        UT,
+        "call",
+        "LiveKit's tracer: a transcript later than the hold gets its own span",
+        "livekit.agents.telemetry:tracer",
+    ),
+    _tp(
+        UT,
+        "read",
+        "probe: native once upstream names the utterance's id itself",
+        "livekit.agents.telemetry:trace_types",
+    ),
+    _tp(UT, "wrap", "a session starts: its utterances are followed", f"{SESSION}.start"),
+    _tp(
+        UT,
+        "wrap",
+        "user_speaking is opened here (and ended: its end may wait for the transcript)",
+        f"{SESSION}._update_user_state",
+    ),
+    _tp(UT, "attr", "the open user_speaking span", f"{SESSION}._user_speaking_span"),
+    _tp(UT, "attr", "the session's activity", f"{SESSION}._activity"),
+    _tp(UT, "attr", "a realtime session holds its user_speaking", f"{ACTIVITY}._rt_session"),
+    _tp(
+        UT,
+        "wrap",
+        "a realtime generation's agent_turn: the item it answers, a link to it",
+        f"{ACTIVITY}._realtime_generation_task_impl",
+    ),
+    _tp(
+        UT,
+        "wrap",
+        "a pipeline reply's agent_turn: the turn it answers, a link to it",
+        f"{ACTIVITY}._pipeline_reply_task_impl",
+    ),
+    _tp(
+        UT,
+        "attr",
+        "the agent_turn span's context",
+        "livekit.agents.voice.speech_handle:SpeechHandle._agent_turn_context",
+    ),
+    _tp(
+        UT,
+        "attr",
+        "Gemini: the generation's input item is the one it answers",
+        f"{GEMINI}:RealtimeSession._current_generation",
+        optional=True,
+    ),
+)
+
 
 def for_feature(feature: str) -> tuple[Touchpoint, ...]:
     return tuple(tp for tp in TOUCHPOINTS if tp.feature == feature)

@@ -363,7 +363,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             # the newest utterance not stopped yet (its final may have come first)
             newest = next((i for i, it in reversed(self._items.items()) if not it.stopped), None)
             if self._unnamed_start or newest is None:
-                self._pending_stop = (signal.at, _stop_evidence(signal))
+                self._pending_stop = (signal.at, stop_evidence(signal))
                 return
             item_id = newest
         known = self._items.get(item_id)
@@ -371,7 +371,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             known = self._new_item(item_id, None)
             if "utterance_started" in self._wanted:
                 self._fire("utterance_started", item_id, known, None, source, None)
-        self._stop(item_id, known, signal.at, source, _stop_evidence(signal))
+        self._stop(item_id, known, signal.at, source, stop_evidence(signal))
 
     def _stop(
         self,
@@ -389,7 +389,8 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             self._fire("utterance_stopped", item_id, item, item.speech_started_at, source, None)
 
 
-def _stop_evidence(signal: SpeechSignal) -> StopEvidence:
+def stop_evidence(signal: SpeechSignal) -> StopEvidence:
+    """What a stop signal's time comes from (``Utterance.speech_stopped_by``)."""
     if signal.evidence == "generation":
         return "generation"
     if signal.evidence == "turn_complete":
