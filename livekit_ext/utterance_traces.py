@@ -140,10 +140,11 @@ class _Record:
 
 
 class _UserSpan:
-    """One ``user_speaking`` span; for a realtime session it stands in for the span's ``end``
-    (an instance attribute), so that upstream's end can wait for the final transcript."""
+    """One ``user_speaking`` span. It stands in for the span's ``end`` (an instance attribute):
+    the utterance's attributes are written in one go just before the span really ends, and a
+    realtime span's end can wait for the final transcript."""
 
-    __slots__ = ("book", "closed", "end_time", "ended", "hold", "record", "span", "timer")
+    __slots__ = ("book", "closed", "closed_at", "end_time", "ended", "hold", "record", "span")
 
     def __init__(self, span: Any, book: _Book, hold: bool) -> None:
         self.span = span
@@ -152,10 +153,10 @@ class _UserSpan:
         self.record: _Record | None = None
         self.closed = False
         """Upstream ended it (its end may be held)."""
+        self.closed_at = 0.0
         self.ended = False
         """Really ended: nothing can be set on it any more."""
         self.end_time: Any = None
-        self.timer: asyncio.TimerHandle | None = None
 
     def __call__(self, end_time: Any = None) -> None:
         """Upstream's ``span.end(end_time=...)``."""
@@ -173,29 +174,44 @@ class _UserSpan:
             hook_failed("holding a user_speaking span for its transcript")
             self.release()
 
-    def set(self, attrs: dict[str, Any]) -> None:
-        if not self.ended:
-            self.span.set_attributes(attrs)
-
     def release(self) -> None:
-        """End the span as upstream asked (once)."""
+        """Write the utterance's attributes, then end the span as upstream asked (once)."""
         if self.ended:
             return
         self.ended = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self.book.held.pop(id(self), None)
-        if self.book.unbound is self:
-            self.book.unbound = None
-        vars(self.span).pop("end", None)
-        self.span.end(end_time=self.end_time)
+        book = self.book
+        book.held.pop(id(self), None)
+        if book.unbound is self:
+            book.unbound = None
+        span = self.span
+        vars(span).pop("end", None)
+        try:
+            record = self.record
+            attrs: dict[str, Any] = dict(book.model) if self.hold and book.model else {}
+            if record is not None:
+                attrs.update(record.identity())
+                if record.transcript is not None and self.hold:
+                    attrs[ATTR_USER_TRANSCRIPT] = record.transcript
+            if attrs:
+                span.set_attributes(attrs)
+        finally:
+            span.end(end_time=self.end_time)
 
 
 class _Book:
     """One AgentSession's utterances and their spans, bounded."""
 
-    __slots__ = ("__weakref__", "held", "last", "pending", "records", "unbound", "unbound_turn")
+    __slots__ = (
+        "__weakref__",
+        "held",
+        "last",
+        "model",
+        "pending",
+        "records",
+        "timer",
+        "unbound",
+        "unbound_turn",
+    )
 
     def __init__(self) -> None:
         self.records: OrderedDict[str, _Record] = OrderedDict()
@@ -206,6 +222,9 @@ class _Book:
         self.unbound_turn: Any = None
         self.last: _UserSpan | None = None
         self.held: OrderedDict[int, _UserSpan] = OrderedDict()
+        self.timer: asyncio.TimerHandle | None = None
+        self.model: dict[str, str] | None = None
+        """The realtime model's GenAI attributes (its provider and model), once known."""
 
     def record(self, item_id: str, source: str | None) -> _Record:
         record = self.records.get(item_id)
@@ -219,27 +238,43 @@ class _Book:
         record.user, user.record = user, record
         if self.unbound is user:
             self.unbound, self.unbound_turn = None, None
-        attrs = record.identity()
-        if record.transcript is not None and user.hold:
-            attrs[ATTR_USER_TRANSCRIPT] = record.transcript
-        user.set(attrs)
         if turn is not None and turn.is_recording():
             record.turn = turn
             turn.set_attributes(record.identity())
-        if user.closed and record.transcript is not None:
+        if user.closed and (record.transcript is not None or not user.hold):
             user.release()
 
     def hold(self, user: _UserSpan) -> None:
+        user.closed_at = time.monotonic()
         self.held[id(user)] = user
         while len(self.held) > MAX_HELD:
             _, oldest = self.held.popitem(last=False)
             oldest.release()
+        if self.timer is None:
+            self._arm(HOLD_SECONDS)
+
+    def _arm(self, delay: float) -> None:
+        """One timer a session, not one a span: it ends what has waited long enough."""
         try:
-            user.timer = asyncio.get_running_loop().call_later(HOLD_SECONDS, user.release)
-        except RuntimeError:  # no loop to wait on: end it as upstream asked
-            user.release()
+            self.timer = asyncio.get_running_loop().call_later(delay, self._expire)
+        except RuntimeError:  # no loop to wait on: end them as upstream asked
+            self.release_all()
+
+    def _expire(self) -> None:
+        self.timer = None
+        with hook_errors_logged("ending a user_speaking span whose transcript never came"):
+            now = time.monotonic()
+            for user in list(self.held.values()):
+                if now - user.closed_at >= HOLD_SECONDS:
+                    user.release()
+            if self.held:
+                oldest = next(iter(self.held.values()))
+                self._arm(max(HOLD_SECONDS - (now - oldest.closed_at), 0.01))
 
     def release_all(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         for user in list(self.held.values()):
             user.release()
         if self.unbound is not None and self.unbound.closed:
@@ -271,62 +306,55 @@ class _Book:
             found = last.record if last is not None else None
         if found is None or found.speech_stopped_at is not None:
             return
-        from .utterances import stop_evidence  # livekit.rtc: imported by now, not at ours
-
-        found.speech_stopped_at, found.speech_stopped_by = signal.at, stop_evidence(signal)
-        stop = {
-            ATTR_SPEECH_STOPPED_AT: signal.at,
-            ATTR_SPEECH_STOPPED_BY: found.speech_stopped_by,
-        }
-        if found.user is not None:
-            found.user.set(stop)
-        if found.turn is not None and found.turn.is_recording():
-            found.turn.set_attributes(stop)
+        found.speech_stopped_at, found.speech_stopped_by = signal.at, _stop_evidence(signal)
+        turn = found.turn
+        if turn is not None and turn.is_recording():  # user_speaking gets it as it ends
+            turn.set_attributes(
+                {ATTR_SPEECH_STOPPED_AT: signal.at, ATTR_SPEECH_STOPPED_BY: found.speech_stopped_by}
+            )
 
     def on_transcript(self, ev: Any) -> None:
         """Every user transcript (the funnel's observer): one lookup for an interim."""
         if not _State.enabled:
             return
-        item_id = getattr(ev, "item_id", None)
+        item_id = ev.item_id
         if item_id is None:
             return
         record = self.records.get(item_id)
         if record is None:
-            record = self.record(item_id, getattr(ev, "source", None))
-            record.speech_started_at = getattr(ev, "speech_started_at", None)
+            record = self.record(item_id, ev.source)
+            record.speech_started_at = ev.speech_started_at
         if record.user is None and self.unbound is not None:
             self.bind(record, self.unbound, self.unbound_turn)
-        if not ev.is_final or record.transcript is not None:
-            return
-        if getattr(ev, "source", None) != "realtime":
-            return  # an STT turn: upstream's user_turn carries its transcript
+        if not ev.is_final or record.transcript is not None or ev.source != "realtime":
+            return  # (an STT turn: upstream's user_turn carries its transcript)
         record.transcript = ev.transcript
-        attrs: dict[str, Any] = {ATTR_USER_TRANSCRIPT: ev.transcript}
         if record.speech_stopped_at is None:  # as Utterances: the final says it had stopped
             record.speech_stopped_at, record.speech_stopped_by = ev.created_at, "final"
-            attrs[ATTR_SPEECH_STOPPED_AT] = ev.created_at
-            attrs[ATTR_SPEECH_STOPPED_BY] = "final"
         user = record.user
         if user is None:
             return
         if not user.ended:
-            user.set(attrs)
             if user.closed:
                 user.release()
         else:
-            _transcript_span(record, user.span, attrs)
+            _transcript_span(record, user.span)
 
 
-def _transcript_span(record: _Record, parent: Any, attrs: dict[str, Any]) -> None:
+def _stop_evidence(signal: SpeechSignal) -> StopEvidence:
+    from .utterances import stop_evidence  # livekit.rtc: imported by now, not at ours
+
+    return stop_evidence(signal)
+
+
+def _transcript_span(record: _Record, parent: Any) -> None:
     """A final later than the hold: a ``user_transcript`` child of its utterance's span."""
     from livekit.agents.telemetry import tracer
     from opentelemetry import trace
 
     context = trace.set_span_in_context(trace.NonRecordingSpan(parent.get_span_context()))
-    span = tracer.start_span(
-        "user_transcript", context=context, attributes={**record.identity(), **attrs}
-    )
-    span.end()
+    attrs = {**record.identity(), ATTR_USER_TRANSCRIPT: record.transcript}
+    tracer.start_span("user_transcript", context=context, attributes=attrs).end()
 
 
 def _book_of(session: Any) -> _Book:
@@ -373,23 +401,17 @@ def _user_state(original: Callable[..., Any]) -> Callable[..., Any]:
 def _span_opened(session: Any, span: Any) -> None:
     if not span.is_recording():
         return
-    from opentelemetry import trace
+    from opentelemetry.trace import get_current_span
 
-    book = _book_of(session)
-    activity = getattr(session, "_activity", None)
-    rt_session = getattr(activity, "_rt_session", None)
+    book: _Book | None = getattr(session, _BOOK, None)
+    if book is None:
+        book = _book_of(session)
+    rt_session = getattr(session._activity, "_rt_session", None)
     user = _UserSpan(span, book, hold=rt_session is not None)
-    if user.hold:
-        span.end = user  # upstream's end now waits for the transcript (see _UserSpan)
-        attrs: dict[str, Any] = {}
-        model = getattr(session, "llm", None)
-        for attr, name in ((ATTR_GEN_AI_PROVIDER, "provider"), (ATTR_GEN_AI_MODEL, "model")):
-            value = getattr(model, name, None)
-            if isinstance(value, str) and value:
-                attrs[attr] = value
-        if attrs:
-            span.set_attributes(attrs)
-    parent = trace.get_current_span()
+    span.end = user  # the utterance's attributes go on as it ends (see _UserSpan)
+    if user.hold and book.model is None:
+        book.model = _model_attributes(getattr(session, "llm", None))
+    parent = get_current_span()
     turn = parent if getattr(parent, "name", None) == "user_turn" else None
     book.last = user
     record, book.pending = book.pending, None
@@ -397,6 +419,18 @@ def _span_opened(session: Any, span: Any) -> None:
         book.bind(record, user, turn)
     else:
         book.unbound, book.unbound_turn = user, turn
+
+
+def _model_attributes(model: Any) -> dict[str, str]:
+    attrs: dict[str, str] = {}
+    for attr, name in ((ATTR_GEN_AI_PROVIDER, "provider"), (ATTR_GEN_AI_MODEL, "model")):
+        try:
+            value = getattr(model, name, None)
+        except Exception:  # a property a plugin does not implement
+            value = None
+        if isinstance(value, str) and value:
+            attrs[attr] = value
+    return attrs
 
 
 def _answered(activity: Any, generation_ev: Any) -> str | None:
