@@ -9,7 +9,7 @@ extension knows of the utterance:
   ``lk.utterance.speech_stopped_at`` (Unix seconds, the extension's best times) and
   ``lk.utterance.speech_stopped_by`` (what the stop comes from, as ``Utterance.speech_stopped_by``);
   a realtime session's ``user_speaking`` also carries ``lk.pii.user_transcript`` (the final
-  transcript) and the GenAI ``gen_ai.provider.name`` / ``gen_ai.request.model`` of the model.
+  transcript).
 - the agent turn that answers it (``agent_turn``; 1.8+ also ``realtime_inference``):
   ``lk.utterance.item_id`` of the item it answers, a span link to that utterance's span, and
   for a realtime answer ``gen_ai.response.id``.
@@ -71,8 +71,6 @@ ATTR_SPEECH_STOPPED_BY = "lk.utterance.speech_stopped_by"
 ATTR_USER_TRANSCRIPT = "lk.pii.user_transcript"
 """LiveKit's own name for the user's transcript from 1.7 on (``trace_types.ATTR_USER_TRANSCRIPT``),
 used on every release: user text only under an ``lk.pii.`` name."""
-ATTR_GEN_AI_PROVIDER = "gen_ai.provider.name"
-ATTR_GEN_AI_MODEL = "gen_ai.request.model"
 ATTR_GEN_AI_RESPONSE_ID = "gen_ai.response.id"
 
 HOLD_SECONDS = 10.0
@@ -85,10 +83,28 @@ MAX_RECORDS = 64
 _BOOK = "_livekit_ext_span_book"
 
 
+def _load_current_span() -> Any:
+    from opentelemetry.trace import get_current_span
+
+    _State.current_span = get_current_span
+    return get_current_span()
+
+
+def _load_stop_evidence(signal: SpeechSignal) -> StopEvidence:
+    from .utterances import stop_evidence  # livekit.rtc: imported by now, not at ours
+
+    _State.stop_evidence = stop_evidence
+    return stop_evidence(signal)
+
+
 class _State:
     enabled = False
     """A recording tracer provider is set: the per-event hooks do their work."""
     books: weakref.WeakSet[_Book] = weakref.WeakSet()
+    current_span: Callable[[], Any] = _load_current_span
+    """``opentelemetry.trace.get_current_span``, once imported (by the first call)."""
+    stop_evidence: Callable[[SpeechSignal], StopEvidence] = _load_stop_evidence
+    """``utterances.stop_evidence``, once imported (by the first call)."""
 
 
 # -- per-session bookkeeping -----------------------------------------------------------------
@@ -187,12 +203,10 @@ class _UserSpan:
         vars(span).pop("end", None)
         try:
             record = self.record
-            attrs: dict[str, Any] = dict(book.model) if self.hold and book.model else {}
             if record is not None:
-                attrs.update(record.identity())
+                attrs = record.identity()
                 if record.transcript is not None and self.hold:
                     attrs[ATTR_USER_TRANSCRIPT] = record.transcript
-            if attrs:
                 span.set_attributes(attrs)
         finally:
             span.end(end_time=self.end_time)
@@ -205,7 +219,6 @@ class _Book:
         "__weakref__",
         "held",
         "last",
-        "model",
         "pending",
         "records",
         "timer",
@@ -223,8 +236,6 @@ class _Book:
         self.last: _UserSpan | None = None
         self.held: OrderedDict[int, _UserSpan] = OrderedDict()
         self.timer: asyncio.TimerHandle | None = None
-        self.model: dict[str, str] | None = None
-        """The realtime model's GenAI attributes (its provider and model), once known."""
 
     def record(self, item_id: str, source: str | None) -> _Record:
         record = self.records.get(item_id)
@@ -306,7 +317,7 @@ class _Book:
             found = last.record if last is not None else None
         if found is None or found.speech_stopped_at is not None:
             return
-        found.speech_stopped_at, found.speech_stopped_by = signal.at, _stop_evidence(signal)
+        found.speech_stopped_at, found.speech_stopped_by = signal.at, _State.stop_evidence(signal)
         turn = found.turn
         if turn is not None and turn.is_recording():  # user_speaking gets it as it ends
             turn.set_attributes(
@@ -339,12 +350,6 @@ class _Book:
                 user.release()
         else:
             _transcript_span(record, user.span)
-
-
-def _stop_evidence(signal: SpeechSignal) -> StopEvidence:
-    from .utterances import stop_evidence  # livekit.rtc: imported by now, not at ours
-
-    return stop_evidence(signal)
 
 
 def _transcript_span(record: _Record, parent: Any) -> None:
@@ -401,17 +406,13 @@ def _user_state(original: Callable[..., Any]) -> Callable[..., Any]:
 def _span_opened(session: Any, span: Any) -> None:
     if not span.is_recording():
         return
-    from opentelemetry.trace import get_current_span
-
     book: _Book | None = getattr(session, _BOOK, None)
     if book is None:
         book = _book_of(session)
     rt_session = getattr(session._activity, "_rt_session", None)
     user = _UserSpan(span, book, hold=rt_session is not None)
     span.end = user  # the utterance's attributes go on as it ends (see _UserSpan)
-    if user.hold and book.model is None:
-        book.model = _model_attributes(getattr(session, "llm", None))
-    parent = get_current_span()
+    parent = _State.current_span()
     turn = parent if getattr(parent, "name", None) == "user_turn" else None
     book.last = user
     record, book.pending = book.pending, None
@@ -419,18 +420,6 @@ def _span_opened(session: Any, span: Any) -> None:
         book.bind(record, user, turn)
     else:
         book.unbound, book.unbound_turn = user, turn
-
-
-def _model_attributes(model: Any) -> dict[str, str]:
-    attrs: dict[str, str] = {}
-    for attr, name in ((ATTR_GEN_AI_PROVIDER, "provider"), (ATTR_GEN_AI_MODEL, "model")):
-        try:
-            value = getattr(model, name, None)
-        except Exception:  # a property a plugin does not implement
-            value = None
-        if isinstance(value, str) and value:
-            attrs[attr] = value
-    return attrs
 
 
 def _answered(activity: Any, generation_ev: Any) -> str | None:

@@ -85,7 +85,6 @@ async def test_a_late_transcript_lands_on_its_own_utterances_span(
         assert attrs["lk.utterance.speech_started_at"] == views[item].speech_started_at
         assert attrs["lk.utterance.speech_stopped_at"] == views[item].speech_stopped_at
         assert attrs["lk.utterance.speech_stopped_by"] == "provider"
-        assert attrs["gen_ai.request.model"]
     answers = [s for s in _named(spans, "agent_turn") if (s.attributes or {}).get(ITEM)]
     assert answers, "no agent_turn carries the item it answers"
     for answer in answers:
