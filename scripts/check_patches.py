@@ -72,6 +72,15 @@ UNCOVERED_FEATURE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_scenarios.py::test_scenario[gemini_interims_without_voice_activity]",
         "tests/test_scenarios.py::test_scenario[gemini_interrupted_turn_with_interims]",
     ),
+    "utterance_traces": (
+        "tests/test_utterance_traces.py",
+        "tests/test_utterance_stops.py",
+        "tests/test_demo.py::test_the_demo_explains_itself_and_ends_the_same_for_each_provider[gemini-json-trace]",
+        "tests/test_scenarios.py::test_scenario[traces_openai_late_transcript]",
+        "tests/test_scenarios.py::test_scenario[traces_gemini_voice_activity]",
+        "tests/test_scenarios.py::test_scenario[traces_gemini_without_voice_activity]",
+        "tests/test_scenarios.py::test_scenario[traces_stt_turn]",
+    ),
 }
 
 
