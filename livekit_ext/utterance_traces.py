@@ -182,7 +182,8 @@ class _UserSpan:
         self.closed, self.end_time = True, end_time if end_time is not None else time.time_ns()
         try:
             record = self.record
-            if not self.hold or (record is not None and record.transcript is not None):
+            heard = record is not None and record.transcript is not None
+            if heard or not self.hold or not _State.enabled:
                 self.release()
             else:
                 self.book.hold(self)

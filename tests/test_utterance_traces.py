@@ -256,3 +256,55 @@ def test_without_a_tracer_provider_no_per_event_hook_is_installed() -> None:
     with recording_spans():
         assert is_wrapper(vars(AgentSession)["_update_user_state"])
         assert "records" in livekit_ext.status()["utterance_traces"].reason
+
+
+async def test_held_spans_are_bounded_and_end_at_session_close(
+    openai_realtime_server: OpenAIRealtimeServer, spans: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Utterances whose transcript never comes: at most MAX_HELD spans wait (the oldest ends
+    first, with its identity and no text), and closing the session ends the rest."""
+    from livekit_ext import utterance_traces
+
+    monkeypatch.setattr(utterance_traces, "MAX_HELD", 2)
+    server = openai_realtime_server
+    async with openai_realtime_session(server) as (session, _rec):
+        for n in range(4):
+            await server.send(oai.speech_started(f"item_{n}"), oai.speech_stopped(f"item_{n}"))
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
+        book = session._livekit_ext_span_book
+        assert len(book.held) == 2
+        assert set(_by_item(spans, "user_speaking")) == {"item_0", "item_1"}
+    users = _by_item(spans, "user_speaking")
+    assert set(users) == {f"item_{n}" for n in range(4)}
+    assert all(TEXT not in span.attributes for span in users.values())
+    assert all(
+        span.attributes["lk.utterance.speech_stopped_by"] == "provider" for span in users.values()
+    )
+
+
+async def test_a_failing_span_never_reaches_the_session(
+    openai_realtime_server: OpenAIRealtimeServer,
+    spans: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from opentelemetry.sdk.trace import Span
+
+    original = Span.set_attributes
+
+    def broken(self: Any, attributes: Any) -> None:
+        if ITEM in attributes:  # ours only: upstream's own calls go through
+            raise RuntimeError("exporter bug")
+        original(self, attributes)
+
+    monkeypatch.setattr(Span, "set_attributes", broken)
+    server = openai_realtime_server
+    async with openai_realtime_session(server) as (_session, rec):
+        await server.send(oai.speech_started("item_A"), oai.speech_stopped("item_A"))
+        await server.send(oai.transcription_completed("item_A", "hello"))
+        await rec.wait_for_finals(1)
+        await asyncio.sleep(0.1)
+    assert [e.transcript for e in rec.finals] == ["hello"]
+    assert "user_speaking" in {s.name for s in spans.get_finished_spans()}  # still ended
+    assert "livekit_ext:" in caplog.text
