@@ -641,6 +641,19 @@ TOUCHPOINTS += (
     ),
     _tp(
         UT,
+        "wrap",
+        "an STT turn ends, its user_turn still open (a parallel STT's gets the utterance)",
+        f"{ACTIVITY}.on_end_of_turn",
+    ),
+    _tp(UT, "attr", "the STT turn's recognition", f"{ACTIVITY}._audio_recognition"),
+    _tp(
+        UT,
+        "attr",
+        "the open user_turn span (1.8+: also handed over in the end-of-turn info)",
+        f"{RECOGNITION}:AudioRecognition._user_turn_span",
+    ),
+    _tp(
+        UT,
         "attr",
         "the agent_turn span's context",
         "livekit.agents.voice.speech_handle:SpeechHandle._agent_turn_context",

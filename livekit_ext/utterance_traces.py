@@ -147,12 +147,12 @@ class _Record:
         return attrs
 
     def span_context(self) -> Any:
-        """The context an answer links to: the utterance's ``user_turn``, else ``user_speaking``."""
-        if self.turn is not None:
-            return self.turn.get_span_context()
-        if self.user is not None:
-            return self.user.span.get_span_context()
-        return None
+        """The context an answer links to: the span with the utterance's transcript (a
+        realtime utterance's ``user_speaking``, an STT turn's ``user_turn``), else the other."""
+        user = self.user.span if self.user is not None else None
+        first, second = (user, self.turn) if self.source == "realtime" else (self.turn, user)
+        chosen = first if first is not None else second
+        return chosen.get_span_context() if chosen is not None else None
 
 
 class _UserSpan:
@@ -220,6 +220,7 @@ class _Book:
         "__weakref__",
         "held",
         "last",
+        "last_stt_item",
         "pending",
         "records",
         "timer",
@@ -235,6 +236,8 @@ class _Book:
         """A span no utterance has claimed yet (claimed by the next start or transcript)."""
         self.unbound_turn: Any = None
         self.last: _UserSpan | None = None
+        self.last_stt_item: str | None = None
+        """The item of the latest STT transcript (a parallel STT's names the realtime item)."""
         self.held: OrderedDict[int, _UserSpan] = OrderedDict()
         self.timer: asyncio.TimerHandle | None = None
 
@@ -338,6 +341,8 @@ class _Book:
             record.speech_started_at = ev.speech_started_at
         if record.user is None and self.unbound is not None:
             self.bind(record, self.unbound, self.unbound_turn)
+        if ev.source == "stt":
+            self.last_stt_item = item_id
         if not ev.is_final or record.transcript is not None or ev.source != "realtime":
             return  # (an STT turn: upstream's user_turn carries its transcript)
         record.transcript = ev.transcript
@@ -423,6 +428,35 @@ def _span_opened(session: Any, span: Any) -> None:
         book.unbound, book.unbound_turn = user, turn
 
 
+def _end_of_turn(original: Callable[..., Any]) -> Callable[..., Any]:
+    def on_end_of_turn(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _State.enabled:
+            try:
+                _turn_ending(self, args[0] if args else kwargs.get("info"))
+            except Exception:
+                hook_failed("putting the utterance on its user_turn span")
+        return original(self, *args, **kwargs)
+
+    return on_end_of_turn
+
+
+def _turn_ending(activity: Any, info: Any) -> None:
+    """An STT turn ends with its ``user_turn`` still open: one no ``user_speaking`` was opened
+    in (a parallel STT's next to a realtime model, made at its end of turn) gets the identity
+    of the utterance its transcripts named."""
+    book: _Book | None = getattr(activity._session, _BOOK, None)
+    if book is None or book.last_stt_item is None:
+        return
+    span = getattr(info, "user_turn_span", None)  # 1.8+
+    if span is None:
+        span = getattr(getattr(activity, "_audio_recognition", None), "_user_turn_span", None)
+    record = book.records.get(book.last_stt_item)
+    if span is None or record is None or record.turn is not None or not span.is_recording():
+        return
+    record.turn = span
+    span.set_attributes({**record.identity(), ATTR_SOURCE: "stt"})
+
+
 def _answered(activity: Any, generation_ev: Any) -> str | None:
     """The user item a realtime generation answers: Gemini's generation names its input;
     the OpenAI protocol answers the speech that stopped last; others the latest transcript."""
@@ -500,8 +534,21 @@ def _hooks() -> list[tuple[type, str, Build]]:
 
     return [
         (AgentSession, "_update_user_state", _user_state),
+        (AgentActivity, "on_end_of_turn", _end_of_turn),
         (AgentActivity, "_realtime_generation_task_impl", _realtime_answer),
         (AgentActivity, "_pipeline_reply_task_impl", _pipeline_answer),
+    ]
+
+
+def hooks_installed() -> list[str]:
+    """The per-event hooks of the feature now in place (none until a provider records)."""
+    patcher = ENGINE.active.get(FEATURE)
+    if patcher is None:
+        return []
+    return [
+        f"{owner.__name__}.{name}"
+        for owner, name, _ in _hooks()
+        if patcher.has_wrapped(owner, name)
     ]
 
 

@@ -26,29 +26,16 @@ from typing import Any
 from _drive import dispatcher, forget_history, utterance_events
 
 import livekit_ext
-from livekit_ext._registry import is_wrapper
 from livekit_ext.testing import OpenAIRealtimeServer
 from livekit_ext.testing.sessions import openai_realtime_session
 from livekit_ext.testing.traces import recording_spans
+from livekit_ext.utterance_traces import hooks_installed
 
 UTTERANCES = 150
 WARM_UTTERANCES = 30
 CHUNK = 50
 DELTAS = 5
 ROUNDS = 30
-
-
-def per_event_hooks_installed() -> list[str]:
-    """The per-event hooks of utterance_traces that are in place now."""
-    from livekit.agents.voice.agent_activity import AgentActivity
-    from livekit.agents.voice.agent_session import AgentSession
-
-    hooks = [
-        (AgentSession, "_update_user_state"),
-        (AgentActivity, "_realtime_generation_task_impl"),
-        (AgentActivity, "_pipeline_reply_task_impl"),
-    ]
-    return [f"{o.__name__}.{n}" for o, n in hooks if is_wrapper(vars(o)[n])]
 
 
 def run_round(
@@ -88,7 +75,7 @@ async def measure(rounds: int) -> tuple[list[float], list[float], list[str]]:
     livekit_ext.apply()
     import livekit.agents  # noqa: F401  (decides the core features)
 
-    without_provider = per_event_hooks_installed()
+    without_provider = hooks_installed()
     stock: list[float] = []
     patched: list[float] = []
     with recording_spans() as exporter:

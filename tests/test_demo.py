@@ -76,7 +76,8 @@ def test_the_demo_explains_itself_and_ends_the_same_for_each_provider(
         tree = lines[lines.index(next(x for x in lines if x.startswith("the call's spans"))) :]
         item = rows[0].split()[0]
         assert "  agent_session  +0.00s" in "\n".join(tree)
-        assert f"      lk.utterance.item_id = '{item}'" in tree
+        # on user_speaking (the model's), the parallel STT's user_turn and the agent_turn
+        assert tree.count(f"      lk.utterance.item_id = '{item}'") == 3
         assert any("lk.pii.user_transcript = 'my number is" in x for x in tree)
         assert f"      -> links to user_speaking [{item}]" in tree
     else:
