@@ -11,7 +11,9 @@ the raw events of many utterances through the handlers the receive loop calls, a
 stock (``revert()``) and patched rounds in one run, as ``bench.py`` does. Also checks that
 without a tracer provider none of the per-event hooks is installed. Last line:
 ``trace overhead ratio: X.XX`` (target <= 1.05), the median over rounds of patched / stock
-CPU time per event, the two measured back to back.
+CPU time per event, the two measured back to back. The line before it gives the feature's own
+share: the patched session with utterance_traces working against the same with its hooks
+bailing out.
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ def spans_carry_the_utterance(exporter: Any, patched: bool) -> None:
         assert all("lk.pii.user_transcript" in (s.attributes or {}) for s in carried)
 
 
-async def measure(rounds: int) -> tuple[list[float], list[float], list[str]]:
+async def measure(
+    rounds: int,
+) -> tuple[list[float], list[float], list[float], list[float], list[str]]:
     livekit_ext.apply()
     import livekit.agents  # noqa: F401  (decides the core features)
 
@@ -104,11 +108,34 @@ async def measure(rounds: int) -> tuple[list[float], list[float], list[str]]:
                                 )
                             await asyncio.sleep(0)
                     livekit_ext.apply()
-    return stock, patched, without_provider
+                    on, off = own_share(drive_b, session_b, exporter, rounds)
+    return stock, patched, on, off, without_provider
+
+
+def own_share(
+    drive: tuple[Any, int], session: Any, exporter: Any, rounds: int
+) -> tuple[list[float], list[float]]:
+    """The same patched session with utterance_traces doing its work and not (its hooks bail
+    out): what the feature itself adds to the rest of livekit_ext, same tracer."""
+    from livekit_ext import utterance_traces
+
+    on: list[float] = []
+    off: list[float] = []
+    try:
+        for r in range(rounds):
+            for enabled in (True, False) if r % 2 else (False, True):
+                utterance_traces._State.enabled = enabled
+                run_round(drive, session, exporter, "w", WARM_UTTERANCES)
+                (on if enabled else off).append(
+                    run_round(drive, session, exporter, "o", UTTERANCES)
+                )
+    finally:
+        utterance_traces._State.enabled = True
+    return on, off
 
 
 async def main() -> None:
-    stock, patched, without_provider = await measure(ROUNDS)
+    stock, patched, on, off, without_provider = await measure(ROUNDS)
     events = UTTERANCES * (DELTAS + 3)
     s, p = statistics.median(stock), statistics.median(patched)
     print(
@@ -118,6 +145,8 @@ async def main() -> None:
     print(f"raw events per round: {events} ({UTTERANCES} utterances), rounds: {len(stock)} each")
     print(f"stock + tracer:   {s * 1e6 / events:.1f} us/event (median CPU)")
     print(f"patched + tracer: {p * 1e6 / events:.1f} us/event (median CPU)")
+    share = statistics.median(a / b for a, b in zip(on, off, strict=True))
+    print(f"utterance_traces' own share (on / off, the same patched session): {share:.2f}")
     ratio = statistics.median(pt / st for st, pt in zip(stock, patched, strict=True))
     print(f"trace overhead ratio: {ratio:.2f} (target <= 1.05)")
 
