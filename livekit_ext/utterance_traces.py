@@ -31,7 +31,6 @@ hooks when a provider is set (or a global OpenTelemetry provider is found at ses
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import weakref
@@ -56,6 +55,8 @@ from .transcript_identity import FEATURE as TRANSCRIPT_IDENTITY
 from .transcript_identity import FUNNEL
 
 if TYPE_CHECKING:
+    import asyncio
+
     from .utterances import StopEvidence
 
 logger = logging.getLogger("livekit_ext")
@@ -270,6 +271,8 @@ class _Book:
 
     def _arm(self, delay: float) -> None:
         """One timer a session, not one a span: it ends what has waited long enough."""
+        import asyncio  # livekit's own import; ``import livekit_ext`` alone stays cheap
+
         try:
             self.timer = asyncio.get_running_loop().call_later(delay, self._expire)
         except RuntimeError:  # no loop to wait on: end them as upstream asked
