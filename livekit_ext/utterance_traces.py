@@ -102,6 +102,7 @@ class _State:
     enabled = False
     """A recording tracer provider is set: the per-event hooks do their work."""
     books: weakref.WeakSet[_Book] = weakref.WeakSet()
+    warned_unholdable = False
     current_span: Callable[[], Any] = _load_current_span
     """``opentelemetry.trace.get_current_span``, once imported (by the first call)."""
     stop_evidence: Callable[[SpeechSignal], StopEvidence] = _load_stop_evidence
@@ -420,7 +421,17 @@ def _span_opened(session: Any, span: Any) -> None:
         book = _book_of(session)
     rt_session = getattr(session._activity, "_rt_session", None)
     user = _UserSpan(span, book, hold=rt_session is not None)
-    span.end = user  # the utterance's attributes go on as it ends (see _UserSpan)
+    try:
+        span.end = user  # the utterance's attributes go on as it ends (see _UserSpan)
+    except (AttributeError, TypeError):  # a span class with slots (not the OTel SDK's)
+        if not _State.warned_unholdable:
+            _State.warned_unholdable = True
+            logger.warning(
+                "livekit_ext: the tracer provider's %s spans cannot carry the utterance "
+                "(their end cannot be deferred); utterance attributes are not written",
+                type(span).__name__,
+            )
+        return
     parent = _State.current_span()
     turn = parent if getattr(parent, "name", None) == "user_turn" else None
     book.last = user
