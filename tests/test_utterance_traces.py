@@ -219,6 +219,24 @@ async def test_the_transcript_is_redacted_exactly_as_livekits_own(
         assert not [k for k in (span.attributes or {}) if k.startswith("lk.pii.")], span.name
 
 
+@pytest.mark.skipif(not _allows_pii_switch(), reason="this release has no in-process redaction")
+async def test_a_project_that_mandates_redaction_gets_ours_redacted_too(
+    openai_realtime_server: OpenAIRealtimeServer,
+) -> None:
+    """PII allowed by the integrator, but the project mandates redaction (LiveKit stamps
+    ``lk.redaction.enabled`` on every span): LiveKit drops every lk.pii.* attribute, ours too."""
+    server = openai_realtime_server
+    metadata = {"lk.redaction.enabled": True}
+    with recording_spans(allow_pii=True, metadata=metadata) as exporter:
+        async with openai_realtime_session(server) as (_session, rec):
+            await server.send(oai.speech_started("item_A", 100), oai.speech_stopped("item_A", 900))
+            await server.send(oai.transcription_completed("item_A", "my secret"))
+            await rec.wait_for_finals(1)
+            await asyncio.sleep(0.1)
+    user = _by_item(exporter, "user_speaking")["item_A"]
+    assert TEXT not in user.attributes and user.attributes[ITEM] == "item_A"
+
+
 @pytest.mark.skipif(_allows_pii_switch(), reason="this release redacts in process")
 async def test_before_1_8_the_transcript_is_under_the_pii_name_for_the_collector(
     openai_realtime_server: OpenAIRealtimeServer, spans: Any

@@ -14,11 +14,14 @@ UTTERANCE_ATTRIBUTES = ("lk.utterance.", "lk.pii.user_transcript")
 
 
 @contextmanager
-def recording_spans(*, allow_pii: bool | None = None) -> Iterator[Any]:
+def recording_spans(
+    *, allow_pii: bool | None = None, metadata: dict[str, Any] | None = None
+) -> Iterator[Any]:
     """Record LiveKit's spans while inside; yields the ``InMemorySpanExporter``.
 
     ``allow_pii`` is passed on where the release takes it (1.8+: ``False`` makes LiveKit drop
-    every ``lk.pii.*`` attribute). The provider that was set before is put back after.
+    every ``lk.pii.*`` attribute), ``metadata`` as given (attributes stamped on every span).
+    The provider that was set before is put back after.
     """
     from livekit.agents import telemetry
     from opentelemetry.sdk.trace import TracerProvider
@@ -29,7 +32,7 @@ def recording_spans(*, allow_pii: bool | None = None) -> Iterator[Any]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     saved = telemetry.tracer._tracer_provider
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"metadata": metadata} if metadata is not None else {}
     if allow_pii is not None:
         if "allow_pii" not in inspect.signature(telemetry.set_tracer_provider).parameters:
             raise TypeError("this livekit-agents release has no allow_pii")
