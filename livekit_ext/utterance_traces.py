@@ -4,17 +4,21 @@ With a tracer provider set the way LiveKit documents it
 (``livekit.agents.telemetry.set_tracer_provider``), the spans of a user turn carry what the
 extension knows of the utterance:
 
-- ``user_speaking`` (and, in an STT pipeline, the ``user_turn`` around it):
+- ``user_speaking`` (and an STT turn's ``user_turn``: the one around it in an STT pipeline, a
+  parallel STT's next to a realtime model):
   ``lk.utterance.item_id``, ``lk.utterance.source``, ``lk.utterance.speech_started_at`` /
   ``lk.utterance.speech_stopped_at`` (Unix seconds, the extension's best times) and
   ``lk.utterance.speech_stopped_by`` (what the stop comes from, as ``Utterance.speech_stopped_by``);
   a realtime session's ``user_speaking`` also carries ``lk.pii.user_transcript`` (the final
   transcript).
 - the agent turn that answers it (``agent_turn``; 1.8+ also ``realtime_inference``):
-  ``lk.utterance.item_id`` of the item it answers, a span link to that utterance's span, and
-  for a realtime answer ``gen_ai.response.id``.
+  ``lk.utterance.item_id`` of the item it answers, a span link to that utterance's span (the
+  one holding its transcript: a realtime ``user_speaking``, an STT ``user_turn``), and for a
+  realtime answer ``gen_ai.response.id``.
 
-A realtime transcript usually arrives after its ``user_speaking`` ended (OpenAI sends it after
+The attributes go on ``user_speaking`` in one ``set_attributes``, just before it really ends
+(the extension stands in for the span's ``end``). A realtime transcript usually arrives after
+its ``user_speaking`` ended (OpenAI sends it after
 the speech stopped, often after the next one began). Such a span is held open: upstream's
 ``end(end_time=...)`` is recorded and performed, with the same end time, when the
 utterance's final transcript is on it, at most ``HOLD_SECONDS`` later (at most ``MAX_HELD``
@@ -26,7 +30,9 @@ is open when it arrives.
 
 Nothing of this runs per event until a recording tracer provider is set: the feature wraps
 only ``_DynamicTracer.set_provider`` and ``AgentSession.start``, and installs its per-event
-hooks when a provider is set (or a global OpenTelemetry provider is found at session start).
+hooks (``AgentSession._update_user_state``, ``AgentActivity.on_end_of_turn``, the realtime and
+pipeline reply tasks) when a provider is set, or a global OpenTelemetry provider is found at
+session start. A provider set back to a NoOp turns them off (they return at once).
 """
 
 from __future__ import annotations
@@ -135,7 +141,8 @@ class _Record:
         self.transcript: str | None = None
         self.user: _UserSpan | None = None
         self.turn: Any = None
-        """The STT pipeline's ``user_turn`` around the utterance's ``user_speaking``."""
+        """An STT turn's ``user_turn``: around the ``user_speaking`` (STT pipeline), or a
+        parallel STT's, stamped at its end of turn."""
 
     def identity(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {ATTR_ITEM_ID: self.item_id}
