@@ -627,6 +627,7 @@ TOUCHPOINTS += (
     _tp(UT, "attr", "the open user_speaking span", f"{SESSION}._user_speaking_span"),
     _tp(UT, "attr", "the session's activity", f"{SESSION}._activity"),
     _tp(UT, "attr", "a realtime session holds its user_speaking", f"{ACTIVITY}._rt_session"),
+    _tp(UT, "attr", "the activity's AgentSession (its utterances)", f"{ACTIVITY}._session"),
     _tp(
         UT,
         "wrap",
@@ -661,8 +662,22 @@ TOUCHPOINTS += (
     _tp(
         UT,
         "attr",
+        "1.8+: the turn's user_turn span, handed to on_end_of_turn (else read off recognition)",
+        f"{RECOGNITION}:_EndOfTurnInfo.user_turn_span",
+        optional=True,
+    ),
+    _tp(
+        UT,
+        "attr",
         "Gemini: the generation's input item is the one it answers",
         f"{GEMINI}:RealtimeSession._current_generation",
+        optional=True,
+    ),
+    _tp(
+        UT,
+        "attr",
+        "Gemini: the open generation's response id (its input_id: transcript_identity's)",
+        f"{GEMINI}:_ResponseGeneration.response_id",
         optional=True,
     ),
 )
