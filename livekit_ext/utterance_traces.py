@@ -340,7 +340,11 @@ class _Book:
             )
 
     def on_transcript(self, ev: Any) -> None:
-        """Every user transcript (the funnel's observer): one lookup for an interim."""
+        """Every user transcript (the funnel's observer). A realtime interim while no span is
+        unclaimed changes nothing (its utterance has its record, or gets one with its final):
+        three reads."""
+        if not ev.is_final and self.unbound is None and ev.source == "realtime":
+            return
         if not _State.enabled:
             return
         item_id = ev.item_id
