@@ -23,6 +23,7 @@ from .transcript_identity import TranscriptIdentity
 from .transcripts import TranscriptLog, transcripts
 from .typed_identity import Identity, Source, identity
 from .utterance_segments import UtteranceSegments, utterance_segments
+from .utterance_traces import UtteranceTraces
 
 if TYPE_CHECKING:
     from .utterances import Utterance, Utterances
@@ -66,6 +67,7 @@ ENGINE.register(GeminiReconnects())
 ENGINE.register(GeminiInterims())
 ENGINE.register(UtteranceSegments())
 ENGINE.register(JobProcesses())
+ENGINE.register(UtteranceTraces())
 
 
 def apply(*features: str) -> dict[str, FeatureStatus]:

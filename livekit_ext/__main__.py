@@ -98,6 +98,12 @@ def parser() -> argparse.ArgumentParser:
         + " or ".join(f"{key} (--provider {name})" for name, key in LIVE_KEYS.items()),
     )
     demo.add_argument(
+        "--trace",
+        action="store_true",
+        help="record LiveKit's OpenTelemetry spans of the call (in memory) and print their "
+        "tree, with the utterance attributes livekit_ext puts on them",
+    )
+    demo.add_argument(
         "--json",
         action="store_true",
         help="stdout carries only the outcome as one JSON line, for CI (the story goes to stderr)",
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from .demo.run import run_demo
 
     try:
-        return run_demo(provider=args.provider, live=args.live, as_json=args.json)
+        return run_demo(provider=args.provider, live=args.live, as_json=args.json, trace=args.trace)
     except MissingExtra as missing:  # one line that says what to install, no traceback
         print(missing, file=sys.stderr)
         return 1

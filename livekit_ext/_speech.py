@@ -32,6 +32,10 @@ class SpeechSignal(NamedTuple):
     origin: str
     """What said so: ``"openai"``, ``"gemini"``, ``"realtime"`` (the framework's realtime
     session events), ``"stt"`` (an STT pipeline's START/END_OF_SPEECH or local VAD)."""
+    evidence: str | None = None
+    """A stop inferred where the provider sends none (Gemini without ``voiceActivity``): what
+    it was inferred from, ``"generation"`` (the model began answering) or ``"turn_complete"``;
+    None for a signal the provider or the framework sent as such."""
 
 
 SpeechSubscriber = Callable[[SpeechSignal], None]
@@ -60,12 +64,17 @@ class SpeechSignals:
         return unsubscribe
 
     def publish(
-        self, kind: Literal["started", "stopped"], item_id: str | None, at: float, origin: str
+        self,
+        kind: Literal["started", "stopped"],
+        item_id: str | None,
+        at: float,
+        origin: str,
+        evidence: str | None = None,
     ) -> None:
         """Tell every subscriber; one that raises is logged, the others still hear it."""
         if not self.subscribers:
             return
-        signal = SpeechSignal(kind, item_id, at, origin)
+        signal = SpeechSignal(kind, item_id, at, origin, evidence)
         for subscriber in self.subscribers:
             try:
                 subscriber(signal)

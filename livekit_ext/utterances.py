@@ -9,7 +9,9 @@ utterance listens here instead of to ``user_input_transcribed``.
 Azure / xAI ``input_audio_buffer.speech_started``, Gemini ``voiceActivity`` ACTIVITY_START, an
 STT pipeline's START_OF_SPEECH or local VAD), with the item id the transcripts will carry and
 an empty transcript; else with the first transcript. ``utterance_stopped`` fires once when
-speech stops.
+speech stops: at the provider's or the STT's signal where there is one, else at the best
+evidence (Gemini without ``voiceActivity``: the model's first output, or ``turnComplete``), and
+at the latest just before ``utterance_final``; ``Utterance.speech_stopped_by`` says which.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ from .typed_identity import Source
 
 logger = logging.getLogger("livekit_ext")
 
+StopEvidence = Literal["provider", "framework", "stt", "generation", "turn_complete", "final"]
+_STOP_BY_ORIGIN: dict[str, StopEvidence] = {
+    "openai": "provider",
+    "gemini": "provider",
+    "realtime": "framework",
+    "stt": "stt",
+}
 UtteranceEventName = Literal[
     "utterance_started", "utterance_updated", "utterance_stopped", "utterance_final"
 ]
@@ -52,12 +61,26 @@ class Utterance:
     or stop signal caused it (the transcript is then what was known at that time)."""
     speech_stopped_at: float | None = None
     """Wall-clock time at which the user stopped speaking, once known."""
+    speech_stopped_by: StopEvidence | None = None
+    """What ``speech_stopped_at`` comes from, once known: ``"provider"`` (the provider's speech
+    stop: OpenAI-protocol ``speech_stopped``, Gemini ``voiceActivity`` ACTIVITY_END),
+    ``"framework"`` (another realtime plugin's ``input_speech_stopped``), ``"stt"`` (the STT's
+    END_OF_SPEECH or the local VAD), ``"generation"`` (Gemini without ``voiceActivity``: the
+    model began answering), ``"turn_complete"`` (Gemini's ``turnComplete``) or ``"final"``
+    (nothing said so before the final transcript: its arrival)."""
 
 
 class _Item:
     """What one utterance has said so far."""
 
-    __slots__ = ("final", "speech_started_at", "speech_stopped_at", "stopped", "transcript")
+    __slots__ = (
+        "final",
+        "speech_started_at",
+        "speech_stopped_at",
+        "speech_stopped_by",
+        "stopped",
+        "transcript",
+    )
 
     def __init__(self, speech_started_at: float | None) -> None:
         self.transcript = ""
@@ -65,6 +88,7 @@ class _Item:
         self.stopped = False
         self.speech_started_at = speech_started_at
         self.speech_stopped_at: float | None = None
+        self.speech_stopped_by: StopEvidence | None = None
 
 
 class Utterances(rtc.EventEmitter[UtteranceEventName]):
@@ -94,7 +118,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._async_listeners: dict[tuple[str, Callable[..., Any]], Callable[..., None]] = {}
-        self._pending_stop: float | None = None
+        self._pending_stop: tuple[float, StopEvidence] | None = None
         """A stop no source could name, held for the utterance to come (see below)."""
         self._unnamed_start = False
         """A start no source could name came after the newest utterance began."""
@@ -257,7 +281,8 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             if "utterance_started" in wanted:
                 self._fire("utterance_started", item_id, item, started_at, source, ev)
             if self._pending_stop is not None:  # the stop no source could name was this one's
-                self._stop(item_id, item, self._pending_stop)
+                pending, by = self._pending_stop
+                self._stop(item_id, item, pending, None, by)
         if item.final:
             logger.debug(
                 "livekit_ext.Utterances: %s after the final of %s ignored",
@@ -266,6 +291,10 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             )
             return
         if ev.is_final:
+            if not item.stopped:  # nothing said the speech stopped: the final says so
+                later = self._pending_stop  # a later utterance's, if any: it stays
+                self._stop(item_id, item, ev.created_at, source, "final")
+                self._pending_stop = later
             item.transcript, item.final = ev.transcript, True
             if "utterance_final" in wanted:
                 self._fire("utterance_final", item_id, item, started_at, source, ev)
@@ -302,6 +331,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
                 final=item.final,
                 event=ev,
                 speech_stopped_at=item.speech_stopped_at,
+                speech_stopped_by=item.speech_stopped_by,
             ),
         )
 
@@ -329,7 +359,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             # the newest utterance not stopped yet (its final may have come first)
             newest = next((i for i, it in reversed(self._items.items()) if not it.stopped), None)
             if self._unnamed_start or newest is None:
-                self._pending_stop = signal.at
+                self._pending_stop = (signal.at, stop_evidence(signal))
                 return
             item_id = newest
         known = self._items.get(item_id)
@@ -337,15 +367,31 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             known = self._new_item(item_id, None)
             if "utterance_started" in self._wanted:
                 self._fire("utterance_started", item_id, known, None, source, None)
-        self._stop(item_id, known, signal.at, source)
+        self._stop(item_id, known, signal.at, source, stop_evidence(signal))
 
-    def _stop(self, item_id: str, item: _Item, at: float, source: Source | None = None) -> None:
+    def _stop(
+        self,
+        item_id: str,
+        item: _Item,
+        at: float,
+        source: Source | None,
+        by: StopEvidence,
+    ) -> None:
         self._pending_stop = None
         if item.stopped:
             return
-        item.stopped, item.speech_stopped_at = True, at
+        item.stopped, item.speech_stopped_at, item.speech_stopped_by = True, at, by
         if "utterance_stopped" in self._wanted:
             self._fire("utterance_stopped", item_id, item, item.speech_started_at, source, None)
+
+
+def stop_evidence(signal: SpeechSignal) -> StopEvidence:
+    """What a stop signal's time comes from (``Utterance.speech_stopped_by``)."""
+    if signal.evidence == "generation":
+        return "generation"
+    if signal.evidence == "turn_complete":
+        return "turn_complete"
+    return _STOP_BY_ORIGIN.get(signal.origin, "framework")
 
 
 def _check_event_name(event: str) -> None:

@@ -26,12 +26,14 @@ CALLOUT = (
 
 @pytest.mark.wire
 @pytest.mark.parametrize(
-    ("provider", "as_json"), [("openai", False), ("gemini", True)], ids=["openai", "gemini-json"]
+    ("provider", "as_json", "trace"),
+    [("openai", False, False), ("gemini", True, True)],
+    ids=["openai", "gemini-json-trace"],
 )
 def test_the_demo_explains_itself_and_ends_the_same_for_each_provider(
-    capsys: pytest.CaptureFixture[str], provider: str, as_json: bool
+    capsys: pytest.CaptureFixture[str], provider: str, as_json: bool, trace: bool
 ) -> None:
-    assert run_demo(provider=provider, as_json=as_json) == 0
+    assert run_demo(provider=provider, as_json=as_json, trace=trace) == 0
     out, err = capsys.readouterr()
     story = err if as_json else out
     if as_json:  # stdout is the machine-readable line alone
@@ -69,6 +71,17 @@ def test_the_demo_explains_itself_and_ends_the_same_for_each_provider(
     assert f"agent: Thanks, I saved {DIGITS}." in lines
     assert story.count("saved saved") == 0
     assert lines[-1] == CLOSING
+
+    if trace:  # the span tree: the utterance on user_speaking, the answer linked to it
+        tree = lines[lines.index(next(x for x in lines if x.startswith("the call's spans"))) :]
+        item = rows[0].split()[0]
+        assert "  agent_session  +0.00s" in "\n".join(tree)
+        # on user_speaking (the model's), the parallel STT's user_turn and the agent_turn
+        assert tree.count(f"      lk.utterance.item_id = '{item}'") == 3
+        assert any("lk.pii.user_transcript = 'my number is" in x for x in tree)
+        assert f"      -> links to user_speaking [{item}]" in tree
+    else:
+        assert "the call's spans" not in story
 
 
 @pytest.mark.unit

@@ -286,8 +286,9 @@ async def test_any_realtime_plugin_speech_stop_stops_the_utterance_and_its_inter
 async def test_ultravox_item_id_source_and_utterances_over_its_call_protocol() -> None:
     """Ultravox (``POST /calls`` then the call's websocket, as a loopback server): the plugin
     names a user utterance ``msg_user_<ordinal>`` and emits no speech start of its own before
-    the transcript, so ``utterance_started`` comes with the first transcript; its
-    ``input_speech_stopped`` at state ``speaking`` stops the utterance."""
+    the transcript, so ``utterance_started`` comes with the first transcript. Its
+    ``input_speech_stopped`` comes at state ``speaking``, after the final: the utterance has
+    stopped by then (its final says so, just before ``utterance_final``), once."""
     pytest.importorskip("livekit.plugins.ultravox")
     import aiohttp
 
@@ -307,8 +308,8 @@ async def test_ultravox_item_id_source_and_utterances_over_its_call_protocol() -
     assert calls == [
         ("utterance_started", "msg_user_1", ""),
         ("utterance_updated", "msg_user_1", "book a"),
+        ("utterance_stopped", "msg_user_1", "book a"),
         ("utterance_final", "msg_user_1", "book a table"),
-        ("utterance_stopped", "msg_user_1", "book a table"),
     ]
 
 

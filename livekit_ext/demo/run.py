@@ -370,16 +370,57 @@ def require_extras(provider: str) -> None:
         require("the demo", "openai", "livekit.plugins.openai")
 
 
-def run_demo(*, provider: str = "openai", live: bool = False, as_json: bool = False) -> int:
+TRACED_SPANS = (
+    "agent_session",
+    "user_speaking",
+    "user_turn",
+    "user_transcript",
+    "agent_turn",
+    "realtime_inference",
+)
+"""The spans ``--trace`` prints (LiveKit's others, e.g. the LLM and TTS nodes, are left out)."""
+
+
+def print_span_tree(say: Narrator, spans: Any, started: float) -> None:
+    """The call's spans as a tree, with the utterance attributes livekit_ext put on them."""
+    from livekit_ext.testing.traces import span_tree
+
+    roots = [s.start_time / 1e9 for s in spans if s.name == "agent_session"]
+    say()
+    say("the call's spans (LiveKit's own, through livekit.agents.telemetry.set_tracer_provider),")
+    say("with the utterance attributes livekit_ext puts on them; times from the session's start:")
+    for line in span_tree(
+        spans,
+        names=TRACED_SPANS,
+        prefixes=("lk.utterance.", "lk.pii.user_transcript", "gen_ai.response.id"),
+        t0=min(roots) if roots else started,
+    ):
+        say("  " + line)
+    say()
+
+
+def run_demo(
+    *, provider: str = "openai", live: bool = False, as_json: bool = False, trace: bool = False
+) -> int:
     """Run the demo; 0 when the tool saved the number the caller said, else 1 (2: --live
     without keys). ``as_json``: stdout is one JSON line, and the story goes to stderr.
+    ``trace``: record LiveKit's spans in memory and print their tree after the call.
 
     Raises ``MissingExtra`` (one line naming the extra) when a dependency is missing.
     """
     require_extras(provider)
     logging.basicConfig(level=logging.ERROR)
     say = Narrator(sys.stderr if as_json else sys.stdout)
-    outcome = asyncio.run(_live(provider, say) if live else _offline(provider, say))
+    started = time.time()
+    if trace:
+        from livekit_ext.testing.traces import recording_spans
+
+        with recording_spans() as exporter:
+            outcome = asyncio.run(_live(provider, say) if live else _offline(provider, say))
+        if outcome is not None:
+            print_span_tree(say, exporter.get_finished_spans(), started)
+    else:
+        outcome = asyncio.run(_live(provider, say) if live else _offline(provider, say))
     if outcome is None:
         return 2
     say(closing_line(outcome["saved"], outcome["expected"]))

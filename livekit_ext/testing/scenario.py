@@ -17,6 +17,7 @@ A scenario file::
       ],
       "expect": {"client_events": ["session.update"]},
       "utterances": true,              # also snapshot livekit_ext.Utterances' events
+      "traces": true,                  # also snapshot the utterance attributes of LiveKit's spans
       "gemini_interim_transcripts": true   # Gemini: opt in to interim input transcripts
     }
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,9 @@ class Scenario:
     """For ``provider: "gemini"``: opt the model in (``livekit_ext.gemini_interim_transcripts``)."""
     turn_detection: str | None = None
     """For ``provider: "stt"``: the AgentSession's ``turn_detection`` (e.g. ``"stt"``)."""
+    traces: bool = False
+    """Record LiveKit's spans (in memory, through its tracer-provider hook): the snapshot gains
+    a ``spans`` list, the utterance attributes of each span that carries one."""
 
     @classmethod
     def load(cls, path: Path) -> Scenario:
@@ -80,6 +84,7 @@ class Scenario:
             utterances=bool(data.get("utterances", False)),
             turn_detection=data.get("turn_detection"),
             gemini_interim_transcripts=bool(data.get("gemini_interim_transcripts", False)),
+            traces=bool(data.get("traces", False)),
         )
 
 
@@ -174,7 +179,7 @@ async def play_steps(
     return timeline
 
 
-async def run_openai_scenario(scenario: Scenario) -> dict[str, Any]:
+async def run_openai_scenario(scenario: Scenario, exporter: Any = None) -> dict[str, Any]:
     """Replay ``scenario`` against the real OpenAI plugin; the normalised observation."""
     async with OpenAIRealtimeServer() as server:
         mic = PacedAudioInput() if scenario.audio else None
@@ -189,6 +194,7 @@ async def run_openai_scenario(scenario: Scenario) -> dict[str, Any]:
             timeline,
             audio_clock=scenario.audio,
             session_updates=server.session_updates(),
+            spans=_finished(exporter),
         )
         observed["tool_outputs"] = [
             {"call_id": item.get("call_id"), "output": item.get("output")}
@@ -198,7 +204,7 @@ async def run_openai_scenario(scenario: Scenario) -> dict[str, Any]:
         return observed
 
 
-async def run_gemini_scenario(scenario: Scenario) -> dict[str, Any]:
+async def run_gemini_scenario(scenario: Scenario, exporter: Any = None) -> dict[str, Any]:
     """Replay ``scenario`` against the real Gemini Live plugin; the normalised observation."""
     from .gemini_server import GeminiLiveServer
 
@@ -213,7 +219,9 @@ async def run_gemini_scenario(scenario: Scenario) -> dict[str, Any]:
                 recorder.watch_utterances(session)
             t0 = time.time()
             timeline = await play_steps(scenario, server, recorder, t0)
-        observed = normalise(recorder, t0, timeline, audio_clock=scenario.audio)
+        observed = normalise(
+            recorder, t0, timeline, audio_clock=scenario.audio, spans=_finished(exporter)
+        )
         observed["tool_outputs"] = [
             {"id": r.get("id"), "name": r.get("name"), "response": r.get("response")}
             for e in server.client_events
@@ -224,7 +232,7 @@ async def run_gemini_scenario(scenario: Scenario) -> dict[str, Any]:
         return observed
 
 
-async def run_stt_scenario(scenario: Scenario) -> dict[str, Any]:
+async def run_stt_scenario(scenario: Scenario, exporter: Any = None) -> dict[str, Any]:
     """An STT pipeline: the scripted STT consumes a paced microphone; a text LLM replies."""
     from livekit.agents import AgentSession
 
@@ -248,7 +256,12 @@ async def run_stt_scenario(scenario: Scenario) -> dict[str, Any]:
     # audio time is the scenario's clock: offset 0 is the first frame the session took
     t0 = mic.started_at or 0.0
     timeline = [(at, at) for at in sorted({s.at + s.delay for s in script})]
-    return normalise(recorder, t0, timeline, audio_clock=True)
+    return normalise(recorder, t0, timeline, audio_clock=True, spans=_finished(exporter))
+
+
+def _finished(exporter: Any) -> Sequence[Any] | None:
+    """The spans an in-memory exporter holds (the session is closed: all have ended)."""
+    return None if exporter is None else exporter.get_finished_spans()
 
 
 async def run_scenario(scenario: Scenario) -> dict[str, Any]:
@@ -259,7 +272,12 @@ async def run_scenario(scenario: Scenario) -> dict[str, Any]:
     }
     if scenario.provider not in runners:
         raise ValueError(f"scenario {scenario.name}: unknown provider {scenario.provider!r}")
-    return await runners[scenario.provider](scenario)
+    if not scenario.traces:
+        return await runners[scenario.provider](scenario)
+    from .traces import recording_spans
+
+    with recording_spans() as exporter:
+        return await runners[scenario.provider](scenario, exporter)
 
 
 _ITEMS = ("message", "function_call", "function_call_output")
@@ -280,6 +298,7 @@ def normalise(
     *,
     audio_clock: bool = False,
     session_updates: list[dict[str, Any]] | None = None,
+    spans: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """What a snapshot holds: ids by order of appearance, times as the step that caused them.
 
@@ -336,4 +355,47 @@ def normalise(
         ]
     if session_updates is not None:
         result["session_updates"] = session_updates
+    if spans is not None:
+        result["spans"] = normalise_spans(spans, item, offset)
     return result
+
+
+TRACED_SPANS = ("user_speaking", "user_turn", "user_transcript", "agent_turn")
+"""The spans whose utterance attributes a scenario snapshots (1.8's ``realtime_inference``
+carries the same as its ``agent_turn``, and exists on no older release)."""
+
+
+def normalise_spans(
+    spans: Sequence[Any],
+    item: Callable[[Any], str | None],
+    offset: Callable[[Any], float | None],
+) -> list[dict[str, Any]]:
+    """The utterance attributes of each traced span that carries one: ids by order of
+    appearance (shared with the rest of the snapshot), times as the step that caused them, the
+    parent span's name and the items its links point at; sorted by name, then item."""
+    responses: dict[str, str] = {}
+    by_id = {s.context.span_id: s for s in spans}
+    views = []
+    for span in spans:
+        attrs = dict(span.attributes or {})
+        if span.name not in TRACED_SPANS or "lk.utterance.item_id" not in attrs:
+            continue
+        view: dict[str, Any] = {"span": span.name}
+        for key, value in sorted(attrs.items()):
+            if key == "lk.utterance.item_id":
+                view[key] = item(value)
+            elif key.endswith("_at") and key.startswith("lk.utterance."):
+                view[key] = offset(value)
+            elif key == "gen_ai.response.id":
+                view[key] = responses.setdefault(str(value), f"response#{len(responses) + 1}")
+            elif key.startswith("lk.utterance."):
+                view[key] = value
+            elif key == "lk.pii.user_transcript" and span.name != "user_turn":
+                view[key] = value  # (user_turn's is upstream's own, named per release)
+        parent = by_id.get(span.parent.span_id) if span.parent is not None else None
+        view["parent"] = parent.name if parent is not None else None
+        view["links"] = [
+            item((link.attributes or {}).get("lk.utterance.item_id")) for link in span.links
+        ]
+        views.append(view)
+    return sorted(views, key=lambda v: (v["span"], v["lk.utterance.item_id"] or ""))

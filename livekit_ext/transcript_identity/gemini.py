@@ -106,6 +106,8 @@ def _on_message(session: Any, speech: RealtimeSpeech, message: Any) -> None:
         offset = parse_duration(final.start_offset)
         if offset is not None:
             name_utterance(speech, offset)  # the generation it opens takes this name
+        else:
+            speech.heard_unnamed = True  # the generation it opens names it
     if (after := AFTER.get(session)) is not None:
         for observe in list(after.observers.values()):
             with hook_errors_logged("reading a Gemini server message"):
@@ -125,6 +127,8 @@ def _on_voice_activity(speech: RealtimeSpeech, message: Any) -> None:
     elif signal is not None and signal_kind.endswith("SOS"):
         offset = None
     else:
+        if speech.inferred_item is not None:
+            _inferred_stop(speech, message)
         return
     # Gemini names the utterance only when its first transcript arrives; reserve that name now,
     # so whatever overlaps the speech from its start (a parallel STT) can already carry it
@@ -139,10 +143,34 @@ def _speech_stopped(speech: RealtimeSpeech, offset: float | None) -> None:
     item_id, speech.speaking_item = speech.speaking_item, None
     if item_id is None:
         return
+    if item_id == speech.inferred_item:
+        speech.inferred_item = None
     stopped = time.time()
     if offset is not None and (mapped := speech.timeline.wall_time_at(offset)):
         stopped = min(mapped, stopped)
     speech.signal("stopped", item_id, stopped)
+
+
+def _inferred_stop(speech: RealtimeSpeech, message: Any) -> None:
+    """No ``voiceActivity`` said the speech ended: the model's first output (text, audio,
+    output transcription or a tool call) says the service decided the user's turn is over;
+    else ``turnComplete`` does (both before the plugin sees the message, which ends the
+    turn and emits the final). The final itself is the last resort (``Utterances``)."""
+    content = getattr(message, "server_content", None)
+    output = getattr(content, "output_transcription", None)
+    if (
+        getattr(message, "tool_call", None) is not None
+        or getattr(content, "model_turn", None) is not None
+        or getattr(output, "text", None)
+    ):
+        evidence = "generation"
+    elif getattr(content, "turn_complete", None):
+        evidence = "turn_complete"
+    else:
+        return
+    item_id, speech.inferred_item = speech.inferred_item, None
+    if item_id is not None:
+        speech.signal("stopped", item_id, time.time(), evidence)
 
 
 def name_utterance(speech: RealtimeSpeech, offset: float | None) -> str:
@@ -154,6 +182,8 @@ def name_utterance(speech: RealtimeSpeech, offset: float | None) -> str:
         "started", item_id, arrival=time.time(), audio_offset=offset, publish=False
     )
     speech.reserved_item = item_id
+    if speech.speaking_item is None:  # no voiceActivity: its stop is inferred
+        speech.inferred_item = item_id
     return item_id
 
 
@@ -180,6 +210,11 @@ def _new_generation(wrapped: Callable[..., Any], instance: Any, args: Any, kwarg
             generation.input_id = reserved  # nothing has used the plugin's own id yet
         elif (item_id := getattr(generation, "input_id", None)) is not None:
             speech.bind_pending(item_id)
+        if speech.heard_unnamed:  # opened by the user's transcript: the utterance is spoken
+            speech.heard_unnamed = False
+            item_id = getattr(generation, "input_id", None)
+            if speech.speaking_item is None and isinstance(item_id, str):
+                speech.inferred_item = item_id  # no voiceActivity: its stop is inferred
     return result
 
 

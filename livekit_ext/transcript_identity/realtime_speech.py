@@ -38,6 +38,12 @@ class RealtimeSpeech:
         it is better than the framework's generic speech events, which are then not used."""
         self.speaking_item: str | None = None
         """The item whose speech started last and has not stopped (provider-specific sources)."""
+        self.heard_unnamed = False
+        """Gemini: a user transcript came before any utterance was named; the generation it
+        opens names the utterance, whose stop is then inferred."""
+        self.inferred_item: str | None = None
+        """Gemini: the utterance heard without ``voiceActivity``, not stopped yet: its stop is
+        inferred from what the service does next."""
         self.transcribing_item: str | None = None
         """The item of the latest transcript since the framework's last speech start: what its
         speech stop (which names no item) stops, where no provider-specific source is seen."""
@@ -47,10 +53,16 @@ class RealtimeSpeech:
         self.signals: SpeechSignals | None = None
         """The speech signals of the AgentSession this realtime session serves, once known."""
 
-    def signal(self, kind: Literal["started", "stopped"], item_id: str | None, at: float) -> None:
+    def signal(
+        self,
+        kind: Literal["started", "stopped"],
+        item_id: str | None,
+        at: float,
+        evidence: str | None = None,
+    ) -> None:
         """Publish a speech start/stop to the owning session's subscribers (if it has one)."""
         if self.signals is not None:
-            self.signals.publish(kind, item_id, at, self.provider or "realtime")
+            self.signals.publish(kind, item_id, at, self.provider or "realtime", evidence)
 
     def take_reserved_item(self) -> str | None:
         """The reserved id, once, unless its speech start has gone stale."""
