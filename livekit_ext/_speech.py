@@ -8,9 +8,10 @@ an STT pipeline's START/END_OF_SPEECH or local VAD); ``Utterances`` and
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple
 
+from . import _funnel
 from . import _touchpoints as tp
 from ._state import Attached
 from ._wrapping import hook_failed
@@ -39,6 +40,22 @@ class SpeechSignal(NamedTuple):
 
 
 SpeechSubscriber = Callable[[SpeechSignal], None]
+StopEvidence = Literal["provider", "framework", "stt", "generation", "turn_complete", "final"]
+_STOP_BY_ORIGIN: Mapping[str, StopEvidence] = {
+    "openai": "provider",
+    "gemini": "provider",
+    "realtime": "framework",
+    "stt": "stt",
+}
+
+
+def stop_evidence(signal: SpeechSignal) -> StopEvidence:
+    """What a stop signal's time comes from (``Utterance.speech_stopped_by``)."""
+    if signal.evidence == "generation":
+        return "generation"
+    if signal.evidence == "turn_complete":
+        return "turn_complete"
+    return _STOP_BY_ORIGIN.get(signal.origin, "framework")
 
 
 class SpeechSignals:
@@ -133,3 +150,27 @@ def observe_upstream_speech(session: Any, on_speech: SpeechSubscriber) -> Callab
         session.off("user_speech_stopped", stopped)
 
     return unsubscribe
+
+
+def follow(
+    session: Any, on_transcribed: Callable[[Any], None], on_speech: SpeechSubscriber
+) -> Callable[[], None]:
+    """Observe a session's transcripts and speech signals (a per-utterance view does);
+    returns the detach.
+
+    Transcripts are observed at the funnel where they pass it (one call per transcript), else
+    at the session's ``emit``; speech signals come from the extension, or from upstream where
+    the release emits them itself. Either way the session keeps the observers, so a view
+    nobody holds lives as long as its session.
+    """
+    stop_transcripts = _funnel.observe(session, on_transcribed)
+    stop_speech = speech_of(session).subscribe(on_speech)
+    stop_upstream_speech = observe_upstream_speech(session, on_speech)
+
+    def detach() -> None:
+        stop_transcripts()
+        stop_speech()
+        if stop_upstream_speech is not None:
+            stop_upstream_speech()
+
+    return detach

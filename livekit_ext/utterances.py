@@ -26,19 +26,11 @@ from typing import Any, Literal, TypeVar, get_args, overload
 
 from livekit import rtc
 
-from . import _funnel
-from ._speech import SpeechSignal, observe_upstream_speech, speech_of
+from ._speech import SpeechSignal, StopEvidence, follow, stop_evidence
 from .typed_identity import Source
 
 logger = logging.getLogger("livekit_ext")
 
-StopEvidence = Literal["provider", "framework", "stt", "generation", "turn_complete", "final"]
-_STOP_BY_ORIGIN: dict[str, StopEvidence] = {
-    "openai": "provider",
-    "gemini": "provider",
-    "realtime": "framework",
-    "stt": "stt",
-}
 UtteranceEventName = Literal[
     "utterance_started", "utterance_updated", "utterance_stopped", "utterance_final"
 ]
@@ -124,7 +116,7 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
         """A start no source could name came after the newest utterance began."""
         self._wanted: set[str] = set()
         """Events a callback was ever registered for: the others build no ``Utterance``."""
-        self._detach = _attach(session, self._on_transcribed, self._on_speech_signal)
+        self._detach = follow(session, self._on_transcribed, self._on_speech_signal)
 
     # -- listeners ------------------------------------------------------------------------
 
@@ -385,42 +377,8 @@ class Utterances(rtc.EventEmitter[UtteranceEventName]):
             self._fire("utterance_stopped", item_id, item, item.speech_started_at, source, None)
 
 
-def stop_evidence(signal: SpeechSignal) -> StopEvidence:
-    """What a stop signal's time comes from (``Utterance.speech_stopped_by``)."""
-    if signal.evidence == "generation":
-        return "generation"
-    if signal.evidence == "turn_complete":
-        return "turn_complete"
-    return _STOP_BY_ORIGIN.get(signal.origin, "framework")
-
-
 def _check_event_name(event: str) -> None:
     if event not in EVENT_NAMES:
         raise ValueError(
             f"Utterances has no event {event!r}; valid events: {', '.join(EVENT_NAMES)}"
         )
-
-
-def _attach(
-    session: Any,
-    on_transcribed: Callable[[Any], None],
-    on_speech: Callable[[SpeechSignal], None],
-) -> Callable[[], None]:
-    """Observe the session's transcripts and speech signals; returns the detach.
-
-    Transcripts are observed at our funnel where they pass it (one call per transcript), else
-    at the session's ``emit`` (one call per session event). Either way the session keeps the
-    observer, so an ``Utterances`` nobody holds lives as long as its session.
-    """
-    stop_transcripts = _funnel.observe(session, on_transcribed)
-    stop_speech = speech_of(session).subscribe(on_speech)
-    # where upstream emits the speech starts and stops itself (and so the extension does not)
-    stop_upstream_speech = observe_upstream_speech(session, on_speech)
-
-    def detach() -> None:
-        stop_transcripts()
-        stop_speech()
-        if stop_upstream_speech is not None:
-            stop_upstream_speech()
-
-    return detach

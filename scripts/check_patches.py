@@ -499,8 +499,8 @@ def run_suites(python: Path, tree: Path, covered: set[str]) -> tuple[PytestRun, 
     log(
         f"   behaviour suite with LIVEKIT_EXT_DISABLE=1, leaving out: {' '.join(skip) or 'nothing'}"
     )
-    proc = run(
-        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *skip],
+    proc = run(  # on both cores, as the README's run (pytest-xdist is in the test extra)
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", *skip],
         cwd=ROOT,
         env=env,
         capture=True,

@@ -12,14 +12,12 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from .._funnel import observe
-from .._speech import SpeechSignal, speech_of
+from .._speech import SpeechSignal, StopEvidence, speech_of, stop_evidence
 from .._state import Attached
 from .._wrapping import hook_errors_logged, hook_failed
 
 if TYPE_CHECKING:
     import asyncio
-
-    from ..utterances import StopEvidence
 
 
 class _Tracing:
@@ -268,7 +266,7 @@ class _Book:
             found = last.record if last is not None else None
         if found is None or found.speech_stopped_at is not None:
             return
-        found.speech_stopped_at, found.speech_stopped_by = signal.at, _stop_evidence(signal)
+        found.speech_stopped_at, found.speech_stopped_by = signal.at, stop_evidence(signal)
         turn = found.turn
         if turn is not None and turn.is_recording():  # user_speaking gets it as it ends
             turn.set_attributes(
@@ -317,12 +315,6 @@ def _transcript_span(record: _Record, parent: Any) -> None:
     context = trace.set_span_in_context(trace.NonRecordingSpan(parent.get_span_context()))
     attrs = {**record.identity(), ATTR_USER_TRANSCRIPT: record.transcript}
     tracer.start_span("user_transcript", context=context, attributes=attrs).end()
-
-
-def _stop_evidence(signal: SpeechSignal) -> StopEvidence:
-    from ..utterances import stop_evidence  # livekit.rtc: imported by now, not at ours
-
-    return stop_evidence(signal)
 
 
 BOOKS: Attached[_Book] = Attached("span_book", _Book)
