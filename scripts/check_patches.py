@@ -62,8 +62,13 @@ LAYOUT: dict[str, str] = {
 # today, so they cannot hold on upstream with the series applied; they are deselected only
 # while the series of a base does not cover the feature (a series line "# <feature>").
 # Shape: {"feature": ("tests/...",)}. Every upstream-able feature of issue 26 has its patch on
-# both bases; utterance_traces (LiveKit's spans carry the utterance) has none yet.
+# both bases; utterance_traces (LiveKit's spans carry the utterance) has none yet, nor has the
+# stop inferred for a Gemini utterance without voiceActivity (issue 27: one stop for every
+# utterance), which 0005 does not emit.
 UNCOVERED_FEATURE_TESTS: dict[str, tuple[str, ...]] = {
+    "utterance_stops": (
+        "tests/test_scenarios.py::test_scenario[gemini_interrupted_turn_with_interims]",
+    ),
     "utterance_traces": (
         "tests/test_utterance_traces.py",
         "tests/test_utterance_stops.py",
@@ -544,6 +549,8 @@ def check_status(python: Path, covered: set[str]) -> None:
                 )
         elif feature in EXTENSION_ONLY:
             log(f"   status {feature}: {state} (extension-only: {EXTENSION_ONLY[feature]})")
+        elif feature in UNCOVERED_FEATURE_TESTS:
+            log(f"   status {feature}: {state} (no patch yet: its tests are left out above)")
         else:
             raise CheckFailed(f"{feature!r} is neither in the series nor extension-only")
 

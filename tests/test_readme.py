@@ -179,12 +179,21 @@ def test_script_snippets_run(doc: str, tmp_path: Path) -> None:
             printed = []
         else:
             printed.append(line)
+    disabled = os.environ.get("LIVEKIT_EXT_DISABLE") == "1"
     for s in scripts:
         assert s.name in output, f"{s.doc}:{s.line} failed:\n{report}"  # no "ok" line
+        if s.prints is not None and disabled and s.prints in UNPATCHED_PRINTS:
+            continue  # it ran; what it prints needs a feature patches/ does not carry yet
         if s.prints is not None:
             assert any(s.prints in line for line in output[s.name]), (
                 f"{s.doc}:{s.line} did not print {s.prints!r}:\n{report}"
             )
+
+
+UNPATCHED_PRINTS = {"user_speaking item_1 hello": "utterance traces (LiveKit's spans)"}
+"""Output of snippets that needs what ``patches/`` does not carry yet (``check_patches``'
+``UNCOVERED_FEATURE_TESTS``): with the extension disabled over patched upstream the snippet
+must still run, and its output is not checked."""
 
 
 # -- the light venv: under xdist, built in the background from collection on ----------------
