@@ -8,6 +8,7 @@ for one text frame, and emptying the chat contexts such a drive fills.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from livekit_ext.testing import openai_server as oai
@@ -74,3 +75,11 @@ def forget_history(session: Any) -> None:
     recorded = getattr(session, "_recorded_events", None)
     if isinstance(recorded, list):
         recorded.clear()
+
+
+def rounds(default: int) -> int:
+    """``--rounds N`` on the command line, else ``default`` (CI samples fewer rounds than the
+    default, which is what the figures in the docs quote)."""
+    if "--rounds" in sys.argv:
+        return int(sys.argv[sys.argv.index("--rounds") + 1])
+    return default

@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from _drive import dispatcher, forget_history, utterance_events
+from _drive import dispatcher, forget_history, rounds, utterance_events
 
 import livekit_ext
 from livekit_ext.testing import OpenAIRealtimeServer
@@ -236,7 +236,7 @@ def paired_ratio(stock: list[float], patched: list[float]) -> float:
 
 
 async def main() -> None:
-    stock, patched, frames_stock, frames_patched = await measure(_rounds())
+    stock, patched, frames_stock, frames_patched = await measure(rounds(ROUNDS))
     events = UTTERANCES * (DELTAS + 3)
     s, p = statistics.median(stock), statistics.median(patched)
     print(f"raw events per round: {events} ({UTTERANCES} utterances), rounds: {len(stock)} each")
@@ -255,13 +255,6 @@ async def main() -> None:
     )
     print(f"import livekit_ext on top of livekit-agents + plugins: {import_overhead_ms():.1f} ms")
     print(f"overhead ratio: {paired_ratio(stock, patched):.2f}")
-
-
-def _rounds() -> int:
-    """``--rounds N`` (CI samples fewer than the default, which is what the figures quote)."""
-    if "--rounds" in sys.argv:
-        return int(sys.argv[sys.argv.index("--rounds") + 1])
-    return ROUNDS
 
 
 if __name__ == "__main__":

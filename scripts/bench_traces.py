@@ -22,11 +22,10 @@ import asyncio
 import gc
 import json
 import statistics
-import sys
 import time
 from typing import Any
 
-from _drive import dispatcher, forget_history, utterance_events
+from _drive import dispatcher, forget_history, rounds, utterance_events
 
 import livekit_ext
 from livekit_ext.testing import OpenAIRealtimeServer
@@ -136,7 +135,7 @@ def own_share(
 
 
 async def main() -> None:
-    stock, patched, on, off, without_provider = await measure(_rounds())
+    stock, patched, on, off, without_provider = await measure(rounds(ROUNDS))
     events = UTTERANCES * (DELTAS + 3)
     s, p = statistics.median(stock), statistics.median(patched)
     print(
@@ -150,13 +149,6 @@ async def main() -> None:
     print(f"utterance_traces' own share (on / off, the same patched session): {share:.2f}")
     ratio = statistics.median(pt / st for st, pt in zip(stock, patched, strict=True))
     print(f"trace overhead ratio: {ratio:.2f} (target <= 1.05)")
-
-
-def _rounds() -> int:
-    """``--rounds N`` (CI samples fewer than the default, which is what the figures quote)."""
-    if "--rounds" in sys.argv:
-        return int(sys.argv[sys.argv.index("--rounds") + 1])
-    return ROUNDS
 
 
 if __name__ == "__main__":
