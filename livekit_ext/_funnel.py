@@ -76,6 +76,7 @@ class FunnelState:
 
 
 FUNNEL: Attached[FunnelState] = Attached("funnel", FunnelState)
+_STATE = FUNNEL.attr  # read inline where the funnel's state is looked up per transcript
 
 
 def carries(session: Any) -> bool:
@@ -137,7 +138,7 @@ def run_born(
     AgentSession that cannot be found: upstream's handler runs as it is)."""
     if session is None:
         return handler(*args, **kwargs)
-    state = FUNNEL.of(session)
+    state = getattr(session, _STATE, None) or FUNNEL.of(session)
     outer, state.origin = state.origin, origin
     try:
         return handler(*args, **kwargs)
@@ -160,7 +161,7 @@ def funnel(
                 ev = args[0]
                 state: FunnelState | None = None
                 try:
-                    state = FUNNEL.of(self)
+                    state = getattr(self, _STATE, None) or FUNNEL.of(self)
                     if not state.set_up:
                         state.set_up = True
                         set_up(self)

@@ -72,6 +72,9 @@ PARTS = (*tp.OPENAI_ENGINES, tp.OPENAI_BETA, *tp.OPENAI_SUBCLASSES)
 """The modules whose import installs this part (each engine, each subclass)."""
 
 
+_SPEECH = REALTIME.attr  # read inline: this runs per speech event
+
+
 def install(patcher: Patcher) -> None:
     """Wrap the speech handlers wherever the family defines them, and each engine's
     connection. Each once: in 1.8 the plugin's module re-exports the engine's class."""
@@ -121,7 +124,7 @@ def _speech_handler(event_type: str) -> Callable[[Callable[..., Any]], Callable[
             if IDENTITY in ACTIVE:
                 try:
                     event = args[0] if args else None
-                    speech = REALTIME.of(self)
+                    speech = getattr(self, _SPEECH, None) or REALTIME.of(self)
                     if event is None or event is not speech.speech_event:  # not in an override
                         speech.speech_event = event
                         speech_event(speech, event_type, event)

@@ -88,6 +88,9 @@ def _session_start(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs
     return wrapped(*args, **kwargs)
 
 
+_SPEECH = REALTIME.attr  # read inline: the state exists from the realtime session's __init__
+
+
 def _born_in_realtime(
     failure: str, item_of: Callable[[RealtimeSpeech, Any], str | None]
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -101,7 +104,7 @@ def _born_in_realtime(
             session = origin = None
             try:
                 session = self._session
-                speech = REALTIME.get(getattr(self, "_rt_session", None))
+                speech = getattr(getattr(self, "_rt_session", None), _SPEECH, None)
                 if speech is not None:
                     ev = args[0] if args else kwargs.get("ev")
                     origin = Origin("realtime", speech, item_of(speech, ev))
@@ -154,7 +157,7 @@ def _speech_started(original: Callable[..., Any]) -> Callable[..., Any]:
         has no provider-specific source (which would know the item id, and know it as early)."""
         if IDENTITY in ACTIVE:
             try:
-                speech = REALTIME.get(getattr(self, "_rt_session", None))
+                speech = getattr(getattr(self, "_rt_session", None), _SPEECH, None)
                 if speech is not None and speech.provider is None:
                     speech.transcribing_item = None  # a new utterance: its id comes later
                     speech.signal("started", None, time.time())
@@ -184,7 +187,8 @@ def _push_audio(original: Callable[..., Any]) -> Callable[..., Any]:
         if IDENTITY in ACTIVE:
             try:  # per audio frame pushed: try/hook_failed, not a context manager
                 frame = args[0] if args else kwargs.get("frame")
-                if frame is not None and (speech := of_activity(self)) is not None:
+                speech = getattr(getattr(self, "_rt_session", None), _SPEECH, None)
+                if frame is not None and speech is not None:
                     speech.timeline.pushed(float(frame.duration))
             except Exception:
                 hook_failed("recording pushed audio")
