@@ -7,8 +7,11 @@ for one text frame, and emptying the chat contexts such a drive fills.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from livekit_ext.testing import openai_server as oai
@@ -83,3 +86,26 @@ def rounds(default: int) -> int:
     if "--rounds" in sys.argv:
         return int(sys.argv[sys.argv.index("--rounds") + 1])
     return default
+
+
+def timed_chunks(
+    frames: list[str],
+    per_chunk: int,
+    dispatch: Callable[[str], Any],
+    between_chunks: Callable[[], None],
+) -> float:
+    """CPU seconds of dispatching ``frames``, ``per_chunk`` at a time; ``between_chunks`` (and
+    a collection) run untimed before each chunk, the collector is off while one is timed."""
+    elapsed = 0.0
+    for at in range(0, len(frames), per_chunk):
+        between_chunks()
+        gc.collect()
+        gc.disable()
+        try:
+            started = time.process_time()
+            for frame in frames[at : at + per_chunk]:
+                dispatch(frame)
+            elapsed += time.process_time() - started
+        finally:
+            gc.enable()
+    return elapsed

@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from _drive import dispatcher, forget_history, rounds, utterance_events
+from _drive import dispatcher, forget_history, rounds, timed_chunks, utterance_events
 
 import livekit_ext
 from livekit_ext.testing import OpenAIRealtimeServer
@@ -60,18 +60,7 @@ def run_round(
     frames = [json.dumps(e) for n in range(utterances) for e in utterance_events(n, tag, DELTAS)]
     per_chunk = CHUNK * (DELTAS + 3)
     rec.transcripts.clear()
-    elapsed = 0.0
-    for at in range(0, len(frames), per_chunk):
-        forget_history(session)
-        gc.collect()
-        gc.disable()
-        try:
-            started = time.process_time()
-            for frame in frames[at : at + per_chunk]:
-                dispatch(frame)
-            elapsed += time.process_time() - started
-        finally:
-            gc.enable()
+    elapsed = timed_chunks(frames, per_chunk, dispatch, lambda: forget_history(session))
     expected = utterances * per_utterance
     assert len(rec.transcripts) == expected, (len(rec.transcripts), expected)
     assert (getattr(rec.transcripts[-1], "speech_started_at", None) is not None) == patched

@@ -19,13 +19,11 @@ bailing out.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import statistics
-import time
 from typing import Any
 
-from _drive import dispatcher, forget_history, rounds, utterance_events
+from _drive import dispatcher, forget_history, rounds, timed_chunks, utterance_events
 
 import livekit_ext
 from livekit_ext.testing import OpenAIRealtimeServer
@@ -48,20 +46,12 @@ def run_round(
     dispatch, _ = drive
     frames = [json.dumps(e) for n in range(utterances) for e in utterance_events(n, tag, DELTAS)]
     per_chunk = CHUNK * (DELTAS + 3)
-    elapsed = 0.0
-    for at in range(0, len(frames), per_chunk):
+
+    def between_chunks() -> None:
         forget_history(session)
         exporter.clear()
-        gc.collect()
-        gc.disable()
-        try:
-            started = time.process_time()
-            for frame in frames[at : at + per_chunk]:
-                dispatch(frame)
-            elapsed += time.process_time() - started
-        finally:
-            gc.enable()
-    return elapsed
+
+    return timed_chunks(frames, per_chunk, dispatch, between_chunks)
 
 
 def spans_carry_the_utterance(exporter: Any, patched: bool) -> None:
