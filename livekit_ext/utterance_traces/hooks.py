@@ -73,6 +73,9 @@ GEMINI_RESPONSE_ID = tp.attr(
 
 
 def _user_state(original: Callable[..., Any]) -> Callable[..., Any]:
+    # built once a provider records, so OpenTelemetry is loaded: one import, not one a span
+    from opentelemetry.trace import get_current_span
+
     def _update_user_state(self: Any, *args: Any, **kwargs: Any) -> Any:
         if not TRACING.enabled:
             return original(self, *args, **kwargs)
@@ -81,7 +84,7 @@ def _user_state(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             span = self._user_speaking_span
             if span is not None and span is not before:
-                _span_opened(self, span)
+                _span_opened(self, span, get_current_span())
         except Exception:
             hook_failed("putting the utterance on its user_speaking span")
         return result
@@ -89,12 +92,12 @@ def _user_state(original: Callable[..., Any]) -> Callable[..., Any]:
     return _update_user_state
 
 
-def _span_opened(session: Any, span: Any) -> None:
+def _span_opened(session: Any, span: Any, parent: Any) -> None:
+    """``parent``: the span current where upstream opened it (an STT turn's ``user_turn``)."""
     if not span.is_recording():
         return
-    book = book_of(session)
-    rt_session = getattr(session._activity, "_rt_session", None)
-    user = _UserSpan(span, book, hold=rt_session is not None)
+    book = getattr(session, BOOKS.attr, None) or book_of(session)
+    user = _UserSpan(span, book, hold=getattr(session._activity, "_rt_session", None) is not None)
     try:
         span.end = user  # the utterance's attributes go on as it ends (see _UserSpan)
     except (AttributeError, TypeError):  # a span class with slots (not the OTel SDK's)
@@ -106,9 +109,6 @@ def _span_opened(session: Any, span: Any) -> None:
                 type(span).__name__,
             )
         return
-    from opentelemetry.trace import get_current_span
-
-    parent = get_current_span()
     turn = parent if getattr(parent, "name", None) == "user_turn" else None
     book.last = user
     record, book.pending = book.pending, None

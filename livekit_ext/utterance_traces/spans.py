@@ -8,7 +8,6 @@ wait for its final transcript (``HOLD_SECONDS``, at most ``MAX_HELD`` a session)
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from .._funnel import observe
@@ -92,10 +91,10 @@ class _Record:
     def span_context(self) -> Any:
         """The context an answer links to: the span with the utterance's transcript (a
         realtime utterance's ``user_speaking``, an STT turn's ``user_turn``), else the other."""
-        user = self.user.span if self.user is not None else None
-        first, second = (user, self.turn) if self.source == "realtime" else (self.turn, user)
-        chosen = first if first is not None else second
-        return chosen.get_span_context() if chosen is not None else None
+        user = self.user.context if self.user is not None else None
+        turn = self.turn.get_span_context() if self.turn is not None else None
+        first, second = (user, turn) if self.source == "realtime" else (turn, user)
+        return first if first is not None else second
 
 
 class _UserSpan:
@@ -103,10 +102,23 @@ class _UserSpan:
     the utterance's attributes are written in one go just before the span really ends, and a
     realtime span's end can wait for the final transcript."""
 
-    __slots__ = ("book", "closed", "closed_at", "end_time", "ended", "hold", "record", "span")
+    __slots__ = (
+        "book",
+        "closed",
+        "closed_at",
+        "context",
+        "end_time",
+        "ended",
+        "hold",
+        "record",
+        "span",
+    )
 
     def __init__(self, span: Any, book: _Book, hold: bool) -> None:
-        self.span = span
+        self.span: Any = span
+        """The span until it really ends; then None (an ended span is not kept alive)."""
+        self.context = span.get_span_context()
+        """What an answer links to, and a late transcript's span is a child of."""
         self.book = book
         self.hold = hold
         self.record: _Record | None = None
@@ -143,7 +155,7 @@ class _UserSpan:
         book.held.pop(id(self), None)
         if book.unbound is self:
             book.unbound = None
-        span = self.span
+        span, self.span = self.span, None
         vars(span).pop("end", None)
         try:
             record = self.record
@@ -172,7 +184,7 @@ class _Book:
     )
 
     def __init__(self) -> None:
-        self.records: OrderedDict[str, _Record] = OrderedDict()
+        self.records: dict[str, _Record] = {}
         self.pending: _Record | None = None
         """An utterance whose speech start came before upstream opened its span."""
         self.unbound: _UserSpan | None = None
@@ -181,7 +193,8 @@ class _Book:
         self.last: _UserSpan | None = None
         self.last_stt_item: str | None = None
         """The item of the latest STT transcript (a parallel STT's names the realtime item)."""
-        self.held: OrderedDict[int, _UserSpan] = OrderedDict()
+        self.held: dict[int, _UserSpan] = {}
+        """Spans whose end waits for their transcript, oldest first."""
         self.timer: asyncio.TimerHandle | None = None
 
     def record(self, item_id: str, source: str | None) -> _Record:
@@ -189,7 +202,7 @@ class _Book:
         if record is None:
             record = self.records[item_id] = _Record(item_id, source)
             if len(self.records) > MAX_RECORDS:
-                self.records.popitem(last=False)
+                del self.records[next(iter(self.records))]
         return record
 
     def bind(self, record: _Record, user: _UserSpan, turn: Any) -> None:
@@ -206,8 +219,7 @@ class _Book:
         user.closed_at = time.monotonic()
         self.held[id(user)] = user
         while len(self.held) > MAX_HELD:
-            _, oldest = self.held.popitem(last=False)
-            oldest.release()
+            self.held.pop(next(iter(self.held))).release()
         if self.timer is None:
             self._arm(HOLD_SECONDS)
 
@@ -304,15 +316,16 @@ class _Book:
             if user.closed:
                 user.release()
         else:
-            _transcript_span(record, user.span)
+            _transcript_span(record, user.context)
 
 
 def _transcript_span(record: _Record, parent: Any) -> None:
-    """A final later than the hold: a ``user_transcript`` child of its utterance's span."""
+    """A final later than the hold: a ``user_transcript`` child of its utterance's span
+    (``parent``: that span's context)."""
     from livekit.agents.telemetry import tracer
     from opentelemetry import trace
 
-    context = trace.set_span_in_context(trace.NonRecordingSpan(parent.get_span_context()))
+    context = trace.set_span_in_context(trace.NonRecordingSpan(parent))
     attrs = {**record.identity(), ATTR_USER_TRANSCRIPT: record.transcript}
     tracer.start_span("user_transcript", context=context, attributes=attrs).end()
 
