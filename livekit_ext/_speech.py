@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from . import _funnel
 from . import _touchpoints as tp
@@ -36,7 +36,8 @@ class SpeechSignal(NamedTuple):
     evidence: str | None = None
     """A stop inferred where the provider sends none (Gemini without ``voiceActivity``): what
     it was inferred from, ``"generation"`` (the model began answering) or ``"turn_complete"``;
-    None for a signal the provider or the framework sent as such."""
+    from upstream's ``user_speech_stopped`` (patches/), its ``speech_stopped_by``; None for a
+    signal the provider or the framework sent as such."""
 
 
 SpeechSubscriber = Callable[[SpeechSignal], None]
@@ -49,12 +50,13 @@ _STOP_BY_ORIGIN: Mapping[str, StopEvidence] = {
 }
 
 
+_EVIDENCE: Mapping[str, StopEvidence] = {e: e for e in get_args(StopEvidence)}
+
+
 def stop_evidence(signal: SpeechSignal) -> StopEvidence:
     """What a stop signal's time comes from (``Utterance.speech_stopped_by``)."""
-    if signal.evidence == "generation":
-        return "generation"
-    if signal.evidence == "turn_complete":
-        return "turn_complete"
+    if signal.evidence is not None and (named := _EVIDENCE.get(signal.evidence)) is not None:
+        return named
     return _STOP_BY_ORIGIN.get(signal.origin, "framework")
 
 
@@ -123,16 +125,29 @@ def upstream_has_speech_events() -> bool:
     )
 
 
+def upstream_says_what_stopped() -> bool:
+    """Whether upstream's ``user_speech_stopped`` says what the stop comes from
+    (``speech_stopped_by``; patches/: the Gemini stop patch, which also infers Gemini's stop
+    without ``voiceActivity``)."""
+    if not upstream_has_speech_events():
+        return False
+    from livekit.agents.voice import events
+
+    return "speech_stopped_by" in getattr(events.UserSpeechStoppedEvent, "model_fields", {})
+
+
 def observe_upstream_speech(session: Any, on_speech: SpeechSubscriber) -> Callable[[], None] | None:
     """Where upstream emits the session's speech starts and stops itself, hand each to
     ``on_speech`` as a ``SpeechSignal``; returns the unsubscribe, or None where it does not."""
     if not upstream_has_speech_events() or not callable(getattr(session, "on", None)):
         return None
 
-    def signal(kind: Literal["started", "stopped"], item_id: Any, at: Any, source: Any) -> None:
+    def signal(
+        kind: Literal["started", "stopped"], item_id: Any, at: Any, source: Any, by: Any = None
+    ) -> None:
         origin = "stt" if source == "stt" else "realtime"
         try:
-            on_speech(SpeechSignal(kind, item_id, at, origin))
+            on_speech(SpeechSignal(kind, item_id, at, origin, by))
         except Exception:
             hook_failed(f"observing user_speech_{kind}")
 
@@ -140,7 +155,9 @@ def observe_upstream_speech(session: Any, on_speech: SpeechSubscriber) -> Callab
         signal("started", ev.item_id, ev.speech_started_at, ev.source)
 
     def stopped(ev: Any) -> None:
-        signal("stopped", ev.item_id, ev.speech_stopped_at, ev.source)
+        # what says it stopped, where the release names it (the Gemini stop patch)
+        by = getattr(ev, "speech_stopped_by", None)
+        signal("stopped", ev.item_id, ev.speech_stopped_at, ev.source, by)
 
     session.on("user_speech_started", started)
     session.on("user_speech_stopped", stopped)

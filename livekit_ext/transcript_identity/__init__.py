@@ -53,6 +53,8 @@ class TranscriptIdentity(Feature):
                 if _speech.upstream_has_speech_events()
                 else "(no speech-start signal: Utterances starts at the first transcript)"
             )
+            if _speech.upstream_says_what_stopped():
+                signals += ", each stop saying what it comes from"
             return Probe(
                 "native", f"UserInputTranscribedEvent already carries the identity fields {signals}"
             )
