@@ -133,7 +133,8 @@ def upstream_says_what_stopped() -> bool:
         return False
     from livekit.agents.voice import events
 
-    return "speech_stopped_by" in getattr(events.UserSpeechStoppedEvent, "model_fields", {})
+    stopped = getattr(events, "UserSpeechStoppedEvent", None)  # the series' (patches/ 0005)
+    return "speech_stopped_by" in getattr(stopped, "model_fields", {})
 
 
 def observe_upstream_speech(session: Any, on_speech: SpeechSubscriber) -> Callable[[], None] | None:

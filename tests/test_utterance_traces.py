@@ -18,13 +18,17 @@ from livekit_ext.testing import openai_server as oai
 from livekit_ext.testing.sessions import gemini_realtime_session, openai_realtime_session
 from livekit_ext.testing.traces import recording_spans
 
+_STATE = livekit_ext.status()["utterance_traces"].state
 pytestmark = [
     pytest.mark.wire,
     pytest.mark.skipif(
-        livekit_ext.status()["utterance_traces"].state != "patched",
-        reason="utterance_traces is not in effect (LIVEKIT_EXT_DISABLE: no patch covers it)",
+        _STATE not in ("patched", "native"),
+        reason="utterance_traces is not in effect (LIVEKIT_EXT_DISABLE on a release without it)",
     ),
 ]
+extension_hooks = pytest.mark.skipif(
+    _STATE != "patched", reason="the extension's own hooks (upstream's spans do it natively)"
+)
 
 ITEM = "lk.utterance.item_id"
 TEXT = "lk.pii.user_transcript"
@@ -48,6 +52,18 @@ def _by_item(exporter: Any, name: str) -> dict[str, Any]:
             assert item not in found, f"two {name} spans carry {item}"
             found[item] = span
     return found
+
+
+def _holding_module() -> Any:
+    """Where the hold's length is set: the extension's, or upstream's with the series
+    applied (patches/, 0011: the same name)."""
+    if _STATE == "patched":
+        from livekit_ext.utterance_traces import spans
+
+        return spans
+    import importlib
+
+    return importlib.import_module("livekit.agents.voice._utterance_spans")
 
 
 def _linked_items(span: Any) -> list[str]:
@@ -97,9 +113,7 @@ async def test_a_late_transcript_lands_on_its_own_utterances_span(
 async def test_a_transcript_later_than_the_hold_gets_its_own_child_span(
     openai_realtime_server: OpenAIRealtimeServer, spans: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from livekit_ext.utterance_traces import spans as utterance_traces
-
-    monkeypatch.setattr(utterance_traces, "HOLD_SECONDS", 0.1)
+    monkeypatch.setattr(_holding_module(), "HOLD_SECONDS", 0.1)
     server = openai_realtime_server
     async with openai_realtime_session(server) as (_session, rec):
         await server.send(oai.speech_started("item_A", 100), oai.speech_stopped("item_A", 900))
@@ -254,6 +268,7 @@ async def test_before_1_8_the_transcript_is_under_the_pii_name_for_the_collector
     assert texts == [TEXT]
 
 
+@extension_hooks
 def test_without_a_tracer_provider_no_per_event_hook_is_installed() -> None:
     from livekit.agents import telemetry
 
@@ -269,6 +284,7 @@ def test_without_a_tracer_provider_no_per_event_hook_is_installed() -> None:
         assert "records" in livekit_ext.status()["utterance_traces"].reason
 
 
+@extension_hooks
 async def test_held_spans_are_bounded_and_end_at_session_close(
     openai_realtime_server: OpenAIRealtimeServer, spans: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -294,6 +310,7 @@ async def test_held_spans_are_bounded_and_end_at_session_close(
     )
 
 
+@extension_hooks
 async def test_a_failing_span_never_reaches_the_session(
     openai_realtime_server: OpenAIRealtimeServer,
     spans: Any,
