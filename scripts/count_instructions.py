@@ -10,9 +10,8 @@ through the session handlers, as ``_drive`` does); the difference of the two cou
 instructions of ``LARGE - SMALL`` utterances, start-up and imports cancelled. What is left
 varies by about half a percent between runs (start-up work depends on timing), against one to
 two percent for the timed ratios. It answers "does the extension make the process do more
-work?", not "does it take longer": an instruction of a hook that runs cold between upstream's
-events costs more than one of upstream's own (the soak in docs/benchmark-history.md shows
-both). Needs ``valgrind`` on the PATH; ~10 minutes. Last line: ``instruction ratio: X.XXX``
+work?", not "does it take longer": in the soak's drive the patched child executes fewer
+instructions than stock and still takes ~5% longer (docs/benchmark-history.md). Needs ``valgrind`` on the PATH; ~10 minutes. Last line: ``instruction ratio: X.XXX``
 (patched / stock, per utterance).
 """
 
